@@ -1,0 +1,95 @@
+"""Multi-label AUC with ignored entries (unmentioned / uncertain labels), built on MONAI's ROC AUC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced
+from monai.metrics import compute_roc_auc
+
+
+def masked_multilabel_auc(
+    probs: torch.Tensor, targets: torch.Tensor, ignore_value: float = -1.0
+) -> list[float | None]:
+    """Per-class ROC AUC where entries equal to ``ignore_value`` are left out.
+
+    Args:
+        probs: ``[N, C]`` scores.
+        targets: ``[N, C]`` with 1 positive, 0 negative, ``ignore_value`` ignored.
+        ignore_value: target value to leave out.
+
+    Returns:
+        One AUC per class; ``None`` for a class whose kept targets are all one value (AUC undefined).
+    """
+    if probs.shape != targets.shape or probs.ndim != 2:
+        raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} must both be [N, C]")
+    out: list[float | None] = []
+    for c in range(probs.shape[1]):
+        keep = targets[:, c] != ignore_value
+        y = targets[keep, c]
+        if y.numel() == 0 or y.min() == y.max():
+            out.append(None)
+            continue
+        out.append(float(compute_roc_auc(probs[keep, c].float(), y.float())))
+    return out
+
+
+def macro_auc(per_class: Sequence[float | None]) -> float:
+    """Mean of the defined per-class AUCs (NaN when none is defined)."""
+    vals = [v for v in per_class if v is not None]
+    return float(sum(vals) / len(vals)) if vals else float("nan")
+
+
+class MultiLabelAUC(Metric):
+    """Ignite metric: per-class and macro AUC over an epoch.
+
+    ``output_transform`` must return ``(probs [B, C], targets [B, C])`` with ignored entries set to -1.
+
+    Args:
+        names: class names, used in the published keys ``"{prefix}AUC_{name}"``.
+        prefix: key prefix.
+        top_k: if set, the macro AUC (``"{prefix}macro_AUC"``) averages only the ``top_k`` classes with the
+            most positives in the evaluated data (e.g. the 8 most frequent findings); all per-class AUCs are
+            still published.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        prefix: str = "",
+        top_k: int | None = None,
+        output_transform=lambda x: x,
+        device="cpu",
+    ) -> None:
+        self.names = list(names)
+        self.prefix = prefix
+        self.top_k = top_k
+        super().__init__(output_transform=output_transform, device=device, metrics_result_mode="flatten")
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._p: list[torch.Tensor] = []
+        self._t: list[torch.Tensor] = []
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        p, t = output
+        self._p.append(p.detach().float().cpu())
+        self._t.append(t.detach().float().cpu())
+
+    def compute(self) -> dict[str, float]:
+        if not self._p:
+            raise RuntimeError("MultiLabelAUC needs at least one batch before compute()")
+        probs, targets = torch.cat(self._p), torch.cat(self._t)
+        if probs.shape[1] != len(self.names):
+            raise ValueError(f"got {probs.shape[1]} classes, expected {len(self.names)} names")
+        per = masked_multilabel_auc(probs, targets)
+        chosen = range(len(self.names))
+        if self.top_k is not None:
+            positives = (targets == 1).sum(0)
+            chosen = positives.argsort(descending=True)[: self.top_k].tolist()
+        out = {f"{self.prefix}AUC_{n}": v for n, v in zip(self.names, per) if v is not None}
+        out[f"{self.prefix}macro_AUC"] = macro_auc([per[i] for i in chosen])
+        return out
