@@ -7,6 +7,7 @@ the package repeats them as constants.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -61,3 +62,161 @@ def label_set(name: str) -> list[str]:
     if name not in sets:
         raise KeyError(f"unknown label set {name!r}; known: {sorted(sets)} (configs/vocab/label_sets.json)")
     return list(sets[name])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Location words (configs/vocab/locations.json)
+# ---------------------------------------------------------------------------------------------------------
+
+_TOKEN_SPLIT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text`` (hyphenated words stay whole: ``right-sided``)."""
+    return _TOKEN_SPLIT.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class LocationLexicon:
+    """The parsed ``locations.json``: phrase tables keyed by tuples of lower-cased tokens."""
+
+    sides: dict[tuple[str, ...], tuple[str, ...]]
+    zones: dict[tuple[str, ...], dict[str, Any]]
+    structures: dict[tuple[str, ...], tuple[str, ...]]
+    lung_context_words: frozenset[str]
+    default_sides: tuple[str, ...]
+    max_len: int
+
+
+@dataclass(frozen=True)
+class LocationMatch:
+    """One location phrase found in a token list: tokens ``[start, end)``, its table and its key."""
+
+    start: int
+    end: int
+    kind: str
+    key: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def location_lexicon() -> LocationLexicon:
+    """Load ``configs/vocab/locations.json``; raises ``ValueError`` when a pattern names an unknown region."""
+    doc = load_vocab_file("locations.json")
+    known = set(region_names())
+
+    def check(region: str, where: str) -> None:
+        if region not in known:
+            raise ValueError(f"locations.json: {where} maps to unknown region {region!r}")
+
+    zones: dict[tuple[str, ...], dict[str, Any]] = {}
+    for word, entry in doc["zones"].items():
+        sides = tuple(entry.get("sides", doc["default_sides"]))
+        for pattern in entry["regions"]:
+            for side in sides:
+                check(pattern.format(side=side), word)
+        zones[tuple(tokenize(word))] = entry
+    structures = {}
+    for word, regs in doc["structures"].items():
+        for r in regs:
+            check(r, word)
+        structures[tuple(tokenize(word))] = tuple(regs)
+    sides_tab = {tuple(tokenize(w)): tuple(s) for w, s in doc["sides"].items()}
+    keys = list(zones) + list(structures) + list(sides_tab)
+    return LocationLexicon(
+        sides=sides_tab,
+        zones=zones,
+        structures=structures,
+        lung_context_words=frozenset(doc["lung_context_words"]),
+        default_sides=tuple(doc["default_sides"]),
+        max_len=max(len(k) for k in keys),
+    )
+
+
+def location_words() -> list[str]:
+    """Every location word or phrase of the vocabulary (sides, zones, structures)."""
+    lex = location_lexicon()
+    return sorted(" ".join(k) for k in [*lex.sides, *lex.zones, *lex.structures])
+
+
+def find_locations(tokens: list[str]) -> list[LocationMatch]:
+    """Find location phrases in ``tokens``, longest match first, left to right.
+
+    A zone marked ``needs_lung_context`` (``upper``, ``lower``, ``mid``) is kept only when a lung word
+    follows within two tokens.
+    """
+    lex = location_lexicon()
+    out: list[LocationMatch] = []
+    i = 0
+    while i < len(tokens):
+        found = None
+        for n in range(min(lex.max_len, len(tokens) - i), 0, -1):
+            key = tuple(tokens[i : i + n])
+            for kind, table in (("zone", lex.zones), ("structure", lex.structures), ("side", lex.sides)):
+                if key in table:
+                    found = LocationMatch(i, i + n, kind, key)
+                    break
+            if found:
+                break
+        if found and found.kind == "zone" and lex.zones[found.key].get("needs_lung_context"):
+            following = tokens[found.end : found.end + 3]
+            if not any(t in lex.lung_context_words for t in following):
+                found = None
+        if found:
+            out.append(found)
+            i = found.end
+        else:
+            i += 1
+    return out
+
+
+def resolve_locations(matches: list[LocationMatch]) -> list[str]:
+    """Combine location matches of one phrase into region names (canonical order).
+
+    Sides apply to every lateralised zone of the phrase (both sides when the phrase names none); a zone
+    with fixed sides keeps them; structures map directly; a phrase naming only a side gives that lung.
+    """
+    lex = location_lexicon()
+    sides: list[str] = []
+    for m in matches:
+        if m.kind == "side":
+            sides.extend(s for s in lex.sides[m.key] if s not in sides)
+    chosen: set[str] = set()
+    has_zone = False
+    for m in matches:
+        if m.kind == "structure":
+            chosen.update(lex.structures[m.key])
+        elif m.kind == "zone":
+            has_zone = True
+            entry = lex.zones[m.key]
+            zone_sides = entry.get("sides") or sides or list(lex.default_sides)
+            for pattern in entry["regions"]:
+                chosen.update(pattern.format(side=s) for s in zone_sides)
+    if sides and not has_zone and not chosen:
+        chosen.update(f"{s} lung" for s in sides)
+    # a whole lung is redundant next to a zone of the same lung
+    for side in ("right", "left"):
+        if f"{side} lung" in chosen and any(r != f"{side} lung" and r.startswith(side) for r in chosen):
+            chosen.discard(f"{side} lung")
+    return [r for r in region_names() if r in chosen]
+
+
+def location_regions(words: list[str] | str) -> list[str]:
+    """Regions named by location words: a MeSH location path or a report phrase.
+
+    Args:
+        words: a phrase (``"left lower lobe"``), a MeSH path (``"lung/base/right"``) or a list of words or
+            phrases (``["lung", "base", "right"]``).
+
+    Returns:
+        Region names from ``regions.json`` in canonical order (empty when nothing is recognised).
+
+    Examples:
+        ``location_regions("right lower lobe") == ["right lower lung zone"]``;
+        ``location_regions("bilateral bases") == ["right lower lung zone", "left lower lung zone"]``.
+    """
+    if isinstance(words, str):
+        words = words.split("/")
+    matches: list[LocationMatch] = []
+    for word in words:
+        matches.extend(find_locations(tokenize(word)))
+    return resolve_locations(matches)
