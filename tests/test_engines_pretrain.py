@@ -1,0 +1,64 @@
+import torch
+from ignite.engine import Events
+from monai.engines import SupervisedTrainer
+
+from gkmvlp_monai.engines.pretrain import GradientClipping, LossComponents, prepare_dict_batch, select_loss
+
+
+class DictModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(4, 1)
+
+    def forward(self, batch):
+        y = self.w(batch["x"]).squeeze(-1)
+        a = ((y - batch["t"]) ** 2).mean() * 100.0
+        b = y.abs().mean()
+        return {"loss": a + b, "loss_a": a, "loss_b": b, "texts": batch["text"]}
+
+
+def _trainer(max_norm: float, acc: int = 1):
+    torch.manual_seed(0)
+    data = [{"x": torch.randn(4), "t": torch.tensor(5.0), "text": f"r{i}"} for i in range(8)]
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    net = DictModel()
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)  # lr 0: weights fixed, we inspect gradients
+    trainer = SupervisedTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=loader,
+        network=net,
+        optimizer=opt,
+        loss_function=select_loss,
+        prepare_batch=prepare_dict_batch,
+        decollate=False,
+        accumulation_steps=acc,
+    )
+    GradientClipping(max_norm).attach(trainer)
+    LossComponents().attach(trainer)
+    norms = []
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED,
+        lambda e: norms.append(torch.cat([p.grad.flatten() for p in net.parameters()]).norm().item()),
+    )
+    return trainer, norms
+
+
+def test_clipping_bounds_the_gradient_norm_and_losses_are_logged():
+    trainer, norms = _trainer(max_norm=0.5)
+    trainer.run()
+    assert max(norms) <= 0.5 + 1e-5
+    m = trainer.state.metrics
+    assert {"train_loss", "train_loss_a", "train_loss_b"} <= set(m)
+    assert abs(m["train_loss"] - (m["train_loss_a"] + m["train_loss_b"])) < 1e-3
+
+
+def test_no_clipping_when_disabled():
+    trainer, norms = _trainer(max_norm=0.0)
+    trainer.run()
+    assert max(norms) > 0.5
+
+
+def test_prepare_dict_batch_keeps_strings():
+    batch, target = prepare_dict_batch({"x": torch.ones(1), "text": ["a"]}, "cpu")
+    assert target is None and batch["text"] == ["a"]
