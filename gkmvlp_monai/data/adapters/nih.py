@@ -1,0 +1,152 @@
+"""NIH ChestX-ray14: ``Data_Entry_2017*.csv``, ``BBox_List_2017.csv``, official train/test lists.
+
+Layout (NIH box download or the Kaggle mirror ``nih-chest-xrays/data``)::
+
+    <root>/Data_Entry_2017_v2020.csv   (or Data_Entry_2017.csv)
+    <root>/BBox_List_2017.csv          (optional: lesion boxes)
+    <root>/train_val_list.txt, test_list.txt   (optional: official split)
+    <root>/images/*.png  or  <root>/images_001/images/*.png ... images_012/images/*.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, optional_file, read_csv, require_file
+from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
+from gkmvlp_monai.knowledge.vocab import label_set
+
+# BBox_List_2017 spells one class differently from Data_Entry's "Finding Labels"
+BBOX_LABEL_MAP = {"Infiltrate": "Infiltration"}
+NO_FINDING = "No Finding"
+
+
+def index_images(root: Path, pattern: str = "*.png") -> dict[str, Path]:
+    """Map file name -> path for every image under ``root`` (recursive).
+
+    Raises:
+        AdapterError: two different files share a name.
+    """
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob(pattern)):
+        if path.name in found and found[path.name] != path:
+            raise AdapterError(f"{root}: image name {path.name} appears twice ({found[path.name]}, {path})")
+        found[path.name] = path
+    return found
+
+
+def _read_list(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def read_nih_boxes(path: Path, classes: list[str]) -> dict[str, list[tuple[list[float], str]]]:
+    """Read ``BBox_List_2017.csv``: image name -> [(xyxy box, class name)].
+
+    The file's header is ``Image Index,Finding Label,Bbox [x,y,w,h],,,`` so the box occupies columns
+    3-6 by position; ``w``/``h`` become ``x2 = x + w``, ``y2 = y + h``.
+
+    Raises:
+        AdapterError: wrong column count, non-numeric box or unknown class, naming file and row.
+    """
+    df = read_csv(path, ["Image Index", "Finding Label"])
+    if df.shape[1] < 6:
+        raise AdapterError(
+            f"{path}: expected 'Image Index,Finding Label,Bbox [x,y,w,h]' (6 columns), found {list(df.columns)}"
+        )
+    out: dict[str, list[tuple[list[float], str]]] = {}
+    for row_no, row in enumerate(df.itertuples(index=False), start=2):
+        name, raw_label = row[0].strip(), row[1].strip()
+        label = BBOX_LABEL_MAP.get(raw_label, raw_label)
+        if label not in classes:
+            raise AdapterError(f"{path} line {row_no}: unknown finding label {raw_label!r}")
+        try:
+            x, y, w, h = (float(v) for v in row[2:6])
+        except ValueError as err:
+            raise AdapterError(f"{path} line {row_no}: box {list(row[2:6])} is not numeric") from err
+        if w < 0 or h < 0:
+            raise AdapterError(f"{path} line {row_no}: negative box size {w}x{h}")
+        out.setdefault(name, []).append(([x, y, x + w, y + h], label))
+    return out
+
+
+def adapt_nih(
+    root: Path, out_dir: Path, seed: int = 0, val_ratio: float = 0.1, test_ratio: float = 0.2, **_: Any
+) -> AdapterResult:
+    """Build the NIH ChestX-ray14 datalist (multilabel ``nih14``, lesion boxes where BBox_List has them).
+
+    Args:
+        root: data set folder (layout in the module docstring).
+        out_dir: datalist folder (image paths are written relative to it).
+        seed: split seed.
+        val_ratio: validation share of patients (of ``train_val_list`` when the official lists exist).
+        test_ratio: test share of patients when there is no official ``test_list.txt``.
+
+    Returns:
+        The adapter result.
+
+    Raises:
+        AdapterError: missing label file or column, unknown finding label.
+    """
+    classes = label_set("nih14")
+    entry = require_file(
+        root, "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv.gz"
+    )
+    df = read_csv(entry, ["Image Index", "Finding Labels", "Patient ID", "View Position"])
+    size_cols = [c for c in df.columns if c.startswith("OriginalImage[Width")]
+    bbox_file = optional_file(root, "BBox_List_2017.csv", "BBox_List_2017.csv.gz")
+    boxes = read_nih_boxes(bbox_file, classes) if bbox_file else {}
+    images = index_images(root)
+    skipped = SkipLog()
+    items = []
+    for row_no, row in enumerate(df.to_dict("records"), start=2):
+        name = row["Image Index"].strip()
+        labels = [t.strip() for t in row["Finding Labels"].split("|") if t.strip()]
+        unknown = [t for t in labels if t not in classes and t != NO_FINDING]
+        if unknown or not labels:
+            raise AdapterError(f"{entry} line {row_no}: bad 'Finding Labels' {row['Finding Labels']!r}")
+        path = images.get(name)
+        if path is None:
+            skipped.add("image file missing", name)
+            continue
+        item: dict[str, Any] = {
+            "image": relative_to(path, out_dir),
+            "image_id": name[:-4] if name.endswith(".png") else name,
+            "subject_id": str(int(row["Patient ID"]))
+            if row["Patient ID"].strip().isdigit()
+            else row["Patient ID"].strip(),
+            "view": row["View Position"].strip().upper()
+            if row["View Position"].strip().upper() in ("PA", "AP")
+            else "",
+            "label": [1.0 if c in labels else 0.0 for c in classes],
+        }
+        if size_cols:
+            i = df.columns.get_loc(size_cols[0])
+            try:
+                item["image_size"] = [int(float(row[size_cols[0]])), int(float(row[df.columns[i + 1]]))]
+            except (ValueError, IndexError) as err:
+                raise AdapterError(f"{entry} line {row_no}: bad original image size") from err
+        if name in boxes:
+            item["lesion_boxes"] = [b for b, _ in boxes[name]]
+            item["lesion_labels"] = [lab for _, lab in boxes[name]]
+        items.append(item)
+    train_list = _read_list(optional_file(root, "train_val_list.txt"))
+    test_list = _read_list(optional_file(root, "test_list.txt"))
+    official = None
+    if test_list:
+        official = {n[:-4]: "test" for n in test_list}
+        official.update({n[:-4]: "train" for n in train_list})
+        if not train_list:
+            official.update({it["image_id"]: "train" for it in items if it["image_id"] not in official})
+    splits = assign_splits(items, official, val_ratio=val_ratio, test_ratio=test_ratio, seed=seed)
+    return AdapterResult(
+        name="nih_chestxray14",
+        splits=splits,
+        label_names=classes,
+        label_type="multilabel",
+        description="NIH ChestX-ray14; label = nih14 ('No Finding' = all zeros); lesion boxes from BBox_List_2017"
+        + ("; official train_val/test lists" if official else "; patient-level split"),
+        skipped=skipped,
+    )
