@@ -220,3 +220,128 @@ def location_regions(words: list[str] | str) -> list[str]:
     for word in words:
         matches.extend(find_locations(tokenize(word)))
     return resolve_locations(matches)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Observation entities (configs/vocab/entities.json)
+# ---------------------------------------------------------------------------------------------------------
+
+ENTITY_KINDS = ("normal", "abnormal", "catch-all")
+_LABEL_FIELDS = {"chexpert14": "chexpert", "nih14": "nih"}
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One observation entity: lemma name, kind, matching phrases, knowledge text, defaults and label maps.
+
+    Attributes:
+        index: position in ``entities.json`` (the entity id of ``entity_state``/``entity_regions``).
+        name: lemma (``"enlarge"``, ``"effusion"``).
+        kind: ``normal``, ``abnormal`` or ``catch-all``.
+        forms: inflected single-word forms of the lemma.
+        synonyms: phrases meaning the entity.
+        description: the project's knowledge text.
+        default_regions: regions used when the report gives no location.
+        chexpert: CheXpert-14 labels this entity supports.
+        nih: NIH-14 labels this entity supports.
+        rules: optional clause rules (``relabel``, ``absent_if``, ``normal_means_absent``).
+    """
+
+    index: int
+    name: str
+    kind: str
+    forms: tuple[str, ...]
+    synonyms: tuple[str, ...]
+    description: str
+    default_regions: tuple[str, ...]
+    chexpert: tuple[str, ...]
+    nih: tuple[str, ...]
+    rules: dict[str, Any]
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        """Every phrase that names this entity (name with ``_`` as space, forms, synonyms)."""
+        return (self.name.replace("_", " "), *self.forms, *self.synonyms)
+
+
+@lru_cache(maxsize=1)
+def entities() -> tuple[Entity, ...]:
+    """The observation entities in canonical order; validates regions and label names on load."""
+    doc = load_vocab_file("entities.json")
+    known_regions = set(region_names())
+    labels = {field: set(label_set(name)) for name, field in _LABEL_FIELDS.items()}
+    out = []
+    for i, item in enumerate(doc["entities"]):
+        name = item["name"]
+        if item["kind"] not in ENTITY_KINDS:
+            raise ValueError(f"entities.json: {name}: unknown kind {item['kind']!r}")
+        bad = set(item["default_regions"]) - known_regions
+        if bad:
+            raise ValueError(f"entities.json: {name}: unknown default regions {sorted(bad)}")
+        for field, valid in labels.items():
+            wrong = set(item[field]) - valid
+            if wrong:
+                raise ValueError(
+                    f"entities.json: {name}: {field} labels {sorted(wrong)} not in label_sets.json"
+                )
+        rules = {k: item[k] for k in ("relabel", "absent_if", "normal_means_absent") if k in item}
+        out.append(
+            Entity(
+                index=i,
+                name=name,
+                kind=item["kind"],
+                forms=tuple(item["forms"]),
+                synonyms=tuple(item["synonyms"]),
+                description=item["description"],
+                default_regions=tuple(r for r in region_names() if r in item["default_regions"]),
+                chexpert=tuple(item["chexpert"]),
+                nih=tuple(item["nih"]),
+                rules=rules,
+            )
+        )
+    return tuple(out)
+
+
+def entity_names() -> list[str]:
+    """Entity names in canonical order (index = entity id)."""
+    return [e.name for e in entities()]
+
+
+def entity_index(name: str) -> int:
+    """Index of an entity by name; raises ``KeyError`` naming the unknown entity."""
+    lookup = {e.name: e.index for e in entities()}
+    try:
+        return lookup[name.strip().lower()]
+    except KeyError as err:
+        raise KeyError(f"unknown entity {name!r}; see configs/vocab/entities.json") from err
+
+
+def entity(name: str) -> Entity:
+    """The :class:`Entity` called ``name``."""
+    return entities()[entity_index(name)]
+
+
+def entity_phrases() -> dict[tuple[str, ...], str]:
+    """Token tuple of every matching phrase → entity name (first entity wins a shared phrase)."""
+    out: dict[tuple[str, ...], str] = {}
+    for ent in entities():
+        for phrase in ent.phrases:
+            out.setdefault(tuple(tokenize(phrase)), ent.name)
+    return out
+
+
+def entity_label_map(label_set_name: str) -> dict[str, list[str]]:
+    """Entity name → labels of ``chexpert14`` or ``nih14`` it supports (entities without labels omitted)."""
+    if label_set_name not in _LABEL_FIELDS:
+        raise KeyError(f"no entity mapping for label set {label_set_name!r}; known: {sorted(_LABEL_FIELDS)}")
+    field = _LABEL_FIELDS[label_set_name]
+    return {e.name: list(getattr(e, field)) for e in entities() if getattr(e, field)}
+
+
+def label_entities(label_set_name: str) -> dict[str, list[str]]:
+    """Label of ``chexpert14``/``nih14`` → entity names that support it (every label listed, maybe empty)."""
+    out: dict[str, list[str]] = {label: [] for label in label_set(label_set_name)}
+    for name, labels in entity_label_map(label_set_name).items():
+        for label in labels:
+            out[label].append(name)
+    return out
