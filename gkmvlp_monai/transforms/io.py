@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from monai.config import KeysCollection
 from monai.data import ImageReader, MetaTensor
-from monai.transforms import LoadImage, MapTransform, Transform
-from monai.utils import ensure_tuple
+from monai.transforms import EnsureChannelFirst, MapTransform, Transform
+from monai.utils import ImageMetaKey, ensure_tuple
 
 __all__ = [
     "CXRImageError",
@@ -233,7 +232,9 @@ class CXRDicomReader(ImageReader):
         if "VOILUTSequence" in ds and len(ds.VOILUTSequence) > 0:
             index = min(self.voi_index, len(ds.VOILUTSequence) - 1)
             bits = int(ds.VOILUTSequence[index].LUTDescriptor[2])
-            out = voi_lut(values, ds, index=index, prefer_lut=True).astype(np.float64)
+            exact = values.astype(np.int64)
+            source = exact if np.array_equal(exact, values) else values  # LUTs index integer values
+            out = voi_lut(source, ds, index=index, prefer_lut=True).astype(np.float64)
             return out, 0.0, float(2**bits - 1), "voi-lut"
         if "WindowCenter" in ds and "WindowWidth" in ds:
             out = voi_lut(values, ds, index=self.voi_index, prefer_lut=False).astype(np.float64)
@@ -444,13 +445,7 @@ class LoadCXRImage(Transform):
     """
 
     def __init__(self, check_body_part: bool = True) -> None:
-        self.loader = LoadImage(
-            reader=cxr_readers(check_body_part),
-            image_only=True,
-            dtype=np.float32,
-            ensure_channel_first=True,
-            simple_keys=False,
-        )
+        self.readers = cxr_readers(check_body_part)
 
     def __call__(self, filename: str | os.PathLike) -> MetaTensor:
         """Load ``filename``.
@@ -470,21 +465,22 @@ class LoadCXRImage(Transform):
             path = Path(filename)
         if not path.exists():
             raise CXRImageError(f"{path}: file not found")
-        readers = [r for r in self.loader.readers if r.verify_suffix(str(path))]
+        readers = [r for r in self.readers if r.verify_suffix(str(path))]
         if not readers:
             raise CXRImageError(
                 f"{path}: unsupported file type (expected DICOM {DICOM_SUFFIXES} or a DICM preamble, "
                 f"PNG/JPEG {PIL_SUFFIXES} or NIfTI {NIFTI_SUFFIXES})"
             )
+        reader = readers[-1]
         try:
-            img = self.loader(str(path), reader=readers[-1])
+            arr, meta = reader.get_data(reader.read(str(path)))
         except CXRImageError:
             raise
         except Exception as err:
             raise CXRImageError(f"{path}: cannot load image ({type(err).__name__}: {err})") from err
-        if not isinstance(img, MetaTensor):
-            img = MetaTensor(torch.as_tensor(img))
-        return img
+        meta[ImageMetaKey.FILENAME_OR_OBJ] = str(path)
+        img = MetaTensor.ensure_torch_and_prune_meta(arr, meta, simple_keys=False)
+        return EnsureChannelFirst(channel_dim="no_channel")(img)
 
 
 class LoadCXRImaged(MapTransform):

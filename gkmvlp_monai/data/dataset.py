@@ -1,0 +1,247 @@
+"""Robust chest X-ray datasets: bad samples are skipped, logged with the file name, and counted.
+
+A sample whose loading or transforms raise (a ``CXRImageError`` or any other exception) becomes a
+*skip marker*: a small picklable dict. ``collate_skip_bad`` drops the markers from a batch and records
+how many were dropped (``batch["skipped_samples"]``) and which files (``batch["skipped_files"]``), so the
+count reaches the main process whatever the number of DataLoader workers. The Ignite handler
+``gkmvlp_monai.engines.handlers.SkippedSamplesHandler`` sums it per epoch.
+
+Caching (``make_dataset(cache="memory" | "disk")``) keeps the decoded, resized images of the
+deterministic prefix of the transform; a bad sample is not cached and is skipped every epoch.
+A batch in which every sample was bad collates to a dict holding only the skip fields; use
+``is_empty_batch`` to recognise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
+
+from gkmvlp_monai.transforms.io import CXRImageError
+
+__all__ = [
+    "SKIP_KEY",
+    "RobustDataset",
+    "RobustCacheDataset",
+    "RobustPersistentDataset",
+    "collate_skip_bad",
+    "describe_error",
+    "is_empty_batch",
+    "is_skip_marker",
+    "make_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+SKIP_KEY = "__gkmvlp_skipped__"
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for a failed sample: the innermost ``CXRImageError`` if any (it names the file), else the
+    innermost cause (MONAI's ``Compose`` wraps transform errors in ``RuntimeError``)."""
+    chain, seen = [], set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for exc in chain:
+        if isinstance(exc, CXRImageError):
+            return str(exc)
+    inner = chain[-1]
+    return f"{type(inner).__name__}: {str(inner).strip().splitlines()[0] if str(inner).strip() else ''}"
+
+
+def _item_name(item: Any, image_key: str) -> str:
+    if isinstance(item, Mapping):
+        value = item.get(image_key)
+        if isinstance(value, str | os.PathLike):
+            return str(value)
+        if value is not None and hasattr(value, "meta"):
+            return str(value.meta.get("filename_or_obj", "?"))
+    return "?"
+
+
+def _marker(name: str, error: str, index: int) -> dict[str, Any]:
+    return {SKIP_KEY: True, "file": name, "error": error, "index": index}
+
+
+def is_skip_marker(sample: Any) -> bool:
+    """True when ``sample`` is the marker of a skipped (bad) sample."""
+    return isinstance(sample, Mapping) and bool(sample.get(SKIP_KEY, False))
+
+
+def is_empty_batch(batch: Any) -> bool:
+    """True when every sample of a collated batch was bad (only the skip fields are left)."""
+    return isinstance(batch, Mapping) and set(batch) <= {"skipped_samples", "skipped_files"}
+
+
+class _RobustMixin:
+    """Catch per-sample failures in ``__getitem__`` and return a skip marker instead."""
+
+    image_key: str = "image"
+
+    def _robust_get(self, index: int, getter: Callable[[int], Any], item: Any) -> Any:
+        try:
+            sample = getter(index)
+        except Exception as err:  # any bad sample, whatever failed
+            name = _item_name(item, self.image_key)
+            message = describe_error(err)
+            logger.warning("skipping sample %d (%s): %s", index, name, message)
+            return _marker(name, message, index)
+        if is_skip_marker(sample):
+            logger.warning("skipping sample %d (%s): %s", index, sample["file"], sample["error"])
+        return sample
+
+
+class RobustDataset(_RobustMixin, Dataset):
+    """``monai.data.Dataset`` whose failing samples become skip markers.
+
+    Args:
+        data: datalist items.
+        transform: transform applied to each item.
+        image_key: key naming the image file (for the log and the marker).
+    """
+
+    def __init__(self, data: Sequence, transform: Callable | None = None, image_key: str = "image") -> None:
+        super().__init__(data, transform)
+        self.image_key = image_key
+
+    def __getitem__(self, index: int | slice | Sequence[int]) -> Any:
+        """Transformed item, or a skip marker when it fails."""
+        if not isinstance(index, int):
+            return super().__getitem__(index)
+        return self._robust_get(index, super().__getitem__, self.data[index])
+
+
+class RobustCacheDataset(_RobustMixin, CacheDataset):
+    """``monai.data.CacheDataset`` (memory cache) whose failing samples become skip markers.
+
+    A failure while filling the cache is stored as a marker (so the bad file is not re-read each
+    epoch); a failure in the random part is caught at ``__getitem__``.
+
+    Args:
+        data: datalist items.
+        transform: transform (its deterministic prefix is cached).
+        image_key: key naming the image file.
+        kwargs: further ``CacheDataset`` arguments (``cache_rate``, ``num_workers``, ...).
+    """
+
+    def __init__(self, data: Sequence, transform: Callable, image_key: str = "image", **kwargs: Any) -> None:
+        self.image_key = image_key
+        kwargs.setdefault("progress", False)
+        super().__init__(data, transform, **kwargs)
+
+    def _load_cache_item(self, idx: int) -> Any:
+        try:
+            return super()._load_cache_item(idx)
+        except Exception as err:
+            name = _item_name(self.data[idx], self.image_key)
+            return _marker(name, describe_error(err), idx)
+
+    def _transform(self, index: int) -> Any:
+        cache_index: int | None = None
+        if self.hash_as_key:
+            key = self.hash_func(self.data[index])
+            cache_index = self._hash_keys.index(key) if key in self._hash_keys else None
+        elif index % len(self) < self.cache_num:
+            cache_index = index
+        if cache_index is not None and self._cache is not None and is_skip_marker(self._cache[cache_index]):
+            return dict(self._cache[cache_index], index=index)
+        return super()._transform(index)
+
+    def __getitem__(self, index: int | slice | Sequence[int]) -> Any:
+        """Transformed item, or a skip marker when it fails."""
+        if not isinstance(index, int):
+            return super().__getitem__(index)
+        return self._robust_get(index, super().__getitem__, self.data[index])
+
+
+class RobustPersistentDataset(_RobustMixin, PersistentDataset):
+    """``monai.data.PersistentDataset`` (disk cache) whose failing samples become skip markers.
+
+    Bad samples are never written to the cache; they fail (and are skipped) again each epoch.
+
+    Args:
+        data: datalist items.
+        transform: transform (its deterministic prefix is cached on disk).
+        cache_dir: cache folder.
+        image_key: key naming the image file.
+        kwargs: further ``PersistentDataset`` arguments.
+    """
+
+    def __init__(
+        self,
+        data: Sequence,
+        transform: Callable,
+        cache_dir: str | os.PathLike,
+        image_key: str = "image",
+        **kwargs: Any,
+    ) -> None:
+        self.image_key = image_key
+        super().__init__(data, transform, cache_dir=cache_dir, **kwargs)
+
+    def __getitem__(self, index: int | slice | Sequence[int]) -> Any:
+        """Transformed item, or a skip marker when it fails."""
+        if not isinstance(index, int):
+            return super().__getitem__(index)
+        return self._robust_get(index, super().__getitem__, self.data[index])
+
+
+def make_dataset(
+    items: Sequence[Mapping[str, Any]],
+    transform: Callable,
+    cache: str = "none",
+    cache_dir: str | os.PathLike | None = None,
+    image_key: str = "image",
+    **kwargs: Any,
+) -> Dataset:
+    """Build a robust dataset with the chosen caching.
+
+    Args:
+        items: datalist items.
+        transform: the sample transform (e.g. ``cxr_transforms(...)``).
+        cache: ``"none"``, ``"memory"`` (``CacheDataset``) or ``"disk"`` (``PersistentDataset``).
+        cache_dir: folder of the disk cache (required for ``"disk"``).
+        image_key: key naming the image file.
+        kwargs: passed to the MONAI dataset class.
+
+    Returns:
+        A ``RobustDataset``, ``RobustCacheDataset`` or ``RobustPersistentDataset``.
+
+    Raises:
+        ValueError: unknown ``cache`` or ``"disk"`` without ``cache_dir``.
+    """
+    if cache == "none":
+        return RobustDataset(items, transform, image_key=image_key)
+    if cache == "memory":
+        return RobustCacheDataset(items, transform, image_key=image_key, **kwargs)
+    if cache == "disk":
+        if cache_dir is None:
+            raise ValueError("cache='disk' needs a cache_dir")
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        return RobustPersistentDataset(items, transform, cache_dir=cache_dir, image_key=image_key, **kwargs)
+    raise ValueError(f"unknown cache {cache!r}: choose 'none', 'memory' or 'disk'")
+
+
+def collate_skip_bad(batch: Sequence[Any]) -> dict[str, Any]:
+    """Collate a batch, dropping skip markers and recording them.
+
+    Args:
+        batch: samples (dicts) and skip markers, as returned by the robust datasets.
+
+    Returns:
+        ``monai.data.list_data_collate`` of the good samples plus ``"skipped_samples"`` (int) and
+        ``"skipped_files"`` (list of str); only these two keys when every sample was bad.
+    """
+    good = [s for s in batch if not is_skip_marker(s)]
+    bad = [s for s in batch if is_skip_marker(s)]
+    out: dict[str, Any] = dict(list_data_collate(good)) if good else {}
+    out["skipped_samples"] = len(bad)
+    out["skipped_files"] = [str(s["file"]) for s in bad]
+    return out
