@@ -94,6 +94,10 @@ def parse_mesh_tag(tag: str, strict: bool = False) -> MeshTag:
             qualifiers.setdefault("unknown", []).append(word)
             continue
         role = q["role"]
+        override = entry.get("qualifier_entities", {}).get(word.lower())
+        if override and kind == "finding":
+            # the indexer codes this finding with this qualifier ("Markings/bronchovascular" = crowding)
+            entities = list(override)
         if role == "finding" and kind != "structure":
             role = "descriptor"
         qualifiers.setdefault(role, []).append(word)

@@ -60,13 +60,18 @@ class ReportFilter:
         max_scope: largest number of tokens a negation/uncertainty trigger reaches.
         location_window: largest token distance between an entity mention and a location phrase
             grounded to it.
+        alternatives_uncertain: mark both sides of "A or B" uncertain. Off by default: IU indexers tag
+            both alternatives of "atelectasis or scarring" as present, and the bench agrees.
     """
 
-    def __init__(self, max_scope: int = 12, location_window: int = 8) -> None:
+    def __init__(
+        self, max_scope: int = 12, location_window: int = 8, alternatives_uncertain: bool = False
+    ) -> None:
         self.context = ConTextClassifier(max_scope=max_scope)
         self.phrases = entity_phrases()
         self.max_len = max(len(k) for k in self.phrases)
         self.location_window = location_window
+        self.alternatives_uncertain = alternatives_uncertain
         self.rules = {e.name: e.rules for e in entities() if e.rules}
         self._normal = [tuple(tokenize(w)) for w in _NORMAL_WORDS]
 
@@ -120,7 +125,7 @@ class ReportFilter:
         # "A or B": alternatives are uncertain unless negated
         for left, right in zip(mentions, mentions[1:]):
             gap = tokens[left.end : right.start]
-            if gap and "or" in gap and len(gap) <= 4 and ";" not in gap:
+            if self.alternatives_uncertain and gap and "or" in gap and len(gap) <= 4 and ";" not in gap:
                 for m in (left, right):
                     if m.state == "present":
                         m.state = "uncertain"
@@ -194,6 +199,13 @@ class ReportFilter:
         """``(entity, state, regions)`` for each entity mention of one sentence."""
         tokens = sentence_tokens(sentence)
         mentions = self._find_entities(tokens)
+        # a word that is part of a longer trigger ("free of", "clear of") is the trigger, not an entity
+        spans = [(t.start, t.end) for t in self.context.find_triggers(tokens)]
+        mentions = [
+            m
+            for m in mentions
+            if not any(a <= m.start and m.end <= b and b - a > m.end - m.start for a, b in spans)
+        ]
         if not mentions:
             clauses = [(0, len(tokens))]
             extra = self._absent_if(tokens, [], clauses)

@@ -1,0 +1,103 @@
+"""MONAI dictionary transforms turning report-filter output into the tensors networks read."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform
+
+from gkmvlp_monai.knowledge.report_filter import ReportFilter, report_text
+from gkmvlp_monai.knowledge.vocab import entity_names, region_names
+
+STATE_CODES = {"absent": 0, "present": 1, "uncertain": 2}
+UNMENTIONED = -1
+
+
+class ReportEntitiesd(MapTransform):
+    """Fill an item's ``entities`` key by running the report filter on its report text when it is missing.
+
+    Args:
+        keys: the entities key to fill (default ``"entities"``).
+        report_filter: filter to use (a default :class:`ReportFilter` when None).
+        overwrite: recompute even when the key is present.
+        allow_missing_keys: required by MapTransform; missing text gives empty entities anyway.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "entities",
+        report_filter: ReportFilter | None = None,
+        overwrite: bool = False,
+        allow_missing_keys: bool = True,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        self.filter = report_filter or ReportFilter()
+        self.overwrite = overwrite
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.keys:
+            if key in d and d[key] is not None and not self.overwrite:
+                continue
+            d[key] = self.filter.annotate(report_text(d))
+        return d
+
+
+class EntityTargetsd(MapTransform):
+    """``entities`` dict → ``entity_state`` int64 ``[E]`` and ``entity_regions`` bool ``[E, 29]``.
+
+    States: -1 unmentioned, 0 absent, 1 present, 2 uncertain. Regions are set for present and uncertain
+    entities. Unknown entity or region names raise ``KeyError`` naming them.
+
+    Args:
+        keys: the entities key (default ``"entities"``).
+        state_key: output key of the state vector.
+        regions_key: output key of the region matrix.
+        allow_missing_keys: when True an item without entities gets all -1 / all False.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "entities",
+        state_key: str = "entity_state",
+        regions_key: str = "entity_regions",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys=allow_missing_keys)
+        self.state_key = state_key
+        self.regions_key = regions_key
+        self.names = {n: i for i, n in enumerate(entity_names())}
+        self.regions = {n: i for i, n in enumerate(region_names())}
+
+    def targets(self, entities: Mapping[str, Mapping[str, Any]] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """State vector and region matrix of one ``entities`` dict."""
+        state = torch.full((len(self.names),), UNMENTIONED, dtype=torch.int64)
+        regions = torch.zeros((len(self.names), len(self.regions)), dtype=torch.bool)
+        for name, value in (entities or {}).items():
+            if name not in self.names:
+                raise KeyError(f"unknown entity {name!r} in 'entities'; see configs/vocab/entities.json")
+            if value.get("state") not in STATE_CODES:
+                raise ValueError(
+                    f"entity {name!r}: state {value.get('state')!r} not in {sorted(STATE_CODES)}"
+                )
+            i = self.names[name]
+            state[i] = STATE_CODES[value["state"]]
+            if value["state"] != "absent":
+                for r in value.get("regions", []):
+                    if r not in self.regions:
+                        raise KeyError(
+                            f"entity {name!r}: unknown region {r!r}; see configs/vocab/regions.json"
+                        )
+                    regions[i, self.regions[r]] = True
+        return state, regions
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.state_key], d[self.regions_key] = self.targets(d[key])
+        if not any(k in d for k in self.keys) and self.allow_missing_keys:
+            d[self.state_key], d[self.regions_key] = self.targets(None)
+        return d
