@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.data.adapters.base import AdapterResult, norm_view, optional_file, read_csv
+from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view, optional_file, read_csv
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.knowledge.iu_xml import parse_iu_xml
 from gkmvlp_monai.knowledge.sections import report_text
@@ -65,8 +65,6 @@ def adapt_iu_xray(
         AdapterError: no XML files, unreadable tables.
         ReportParseError: a malformed XML (names the file).
     """
-    from gkmvlp_monai.data.adapters.base import AdapterError
-
     xmls = sorted(root.rglob("*.xml"))
     if not xmls:
         raise AdapterError(f"{root}: no report *.xml files (expected ecgen-radiology/*.xml)")
