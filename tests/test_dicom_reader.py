@@ -9,7 +9,12 @@ import pydicom
 import pytest
 from monai.transforms import LoadImage
 
-from gkmvlp_monai.data.dicom_writer import LOSSY_TRANSFER_SYNTAXES, TRANSFER_SYNTAXES, voi_lut_item, write_cxr_dicom
+from gkmvlp_monai.data.dicom_writer import (
+    LOSSY_TRANSFER_SYNTAXES,
+    TRANSFER_SYNTAXES,
+    voi_lut_item,
+    write_cxr_dicom,
+)
 from gkmvlp_monai.transforms.io import CXRDicomReader, CXRImageError, LoadCXRImage, LoadCXRImaged
 
 
@@ -43,7 +48,9 @@ def test_monochrome1_displays_like_monochrome2(tmp_path, bits, syntax):
     pic = _picture(bits)
     a = LoadCXRImage()(write_cxr_dicom(tmp_path / "m2.dcm", pic, bits_stored=bits, transfer_syntax=syntax))
     b = LoadCXRImage()(
-        write_cxr_dicom(tmp_path / "m1.dcm", pic, bits_stored=bits, photometric="MONOCHROME1", transfer_syntax=syntax)
+        write_cxr_dicom(
+            tmp_path / "m1.dcm", pic, bits_stored=bits, photometric="MONOCHROME1", transfer_syntax=syntax
+        )
     )
     # the stored values really differ (inverted), the displayed pictures do not
     assert not np.array_equal(pydicom.dcmread(tmp_path / "m1.dcm").pixel_array, pic)
@@ -54,7 +61,9 @@ def test_monochrome1_displays_like_monochrome2(tmp_path, bits, syntax):
 def test_window_rescale_and_voi_lut(tmp_path):
     pic = _picture(16)
     # window [1000, 3000] in modality units: values below are black, above white
-    path = write_cxr_dicom(tmp_path / "w.dcm", pic, bits_stored=16, window=(2000.5, 2001), rescale=(0.5, -100.0))
+    path = write_cxr_dicom(
+        tmp_path / "w.dcm", pic, bits_stored=16, window=(2000.5, 2001), rescale=(0.5, -100.0)
+    )
     img = LoadCXRImage()(path)[0].numpy()
     modality = pic.T.astype(np.float64) * 0.5 - 100.0
     expected = np.clip((modality - (2000.5 - 0.5)) / 2000 + 0.5, 0, 1)
@@ -78,12 +87,18 @@ def test_rescale_without_window_is_min_max(tmp_path):
 
 def test_geometry_and_metadata(tmp_path):
     pic = _picture(12, rows=40, cols=64)
-    path = write_cxr_dicom(tmp_path / "g.dcm", pic, pixel_spacing=(0.2, 0.5), view_position="AP", modality="CR")
+    path = write_cxr_dicom(
+        tmp_path / "g.dcm", pic, pixel_spacing=(0.2, 0.5), view_position="AP", modality="CR"
+    )
     img = LoadCXRImaged("image")({"image": str(path)})["image"]
     assert img.shape == (1, 64, 40)
     assert img.affine.shape == (3, 3)
     np.testing.assert_allclose(np.diag(img.affine.numpy()), [0.5, 0.2, 1.0])  # x spacing = column spacing
-    assert img.meta["view_position"] == "AP" and img.meta["modality"] == "CR" and img.meta["body_part"] == "CHEST"
+    assert (
+        img.meta["view_position"] == "AP"
+        and img.meta["modality"] == "CR"
+        and img.meta["body_part"] == "CHEST"
+    )
     # registered the MONAI way: plain LoadImage works with the reader
     arr = LoadImage(reader=CXRDicomReader(), image_only=True)(str(path))
     assert tuple(arr.shape) == (64, 40)

@@ -166,6 +166,9 @@ class RobustPersistentDataset(_RobustMixin, PersistentDataset):
     """``monai.data.PersistentDataset`` (disk cache) whose failing samples become skip markers.
 
     Bad samples are never written to the cache; they fail (and are skipped) again each epoch.
+    ``track_meta`` defaults to True (MONAI's default, False, stores plain tensors and loses the image
+    affine the boxes need), which needs ``weights_only=False`` when loading: the cache folder must be
+    trusted (it is written by this process).
 
     Args:
         data: datalist items.
@@ -184,6 +187,8 @@ class RobustPersistentDataset(_RobustMixin, PersistentDataset):
         **kwargs: Any,
     ) -> None:
         self.image_key = image_key
+        kwargs.setdefault("track_meta", True)
+        kwargs.setdefault("weights_only", not kwargs["track_meta"])
         super().__init__(data, transform, cache_dir=cache_dir, **kwargs)
 
     def __getitem__(self, index: int | slice | Sequence[int]) -> Any:

@@ -1,0 +1,99 @@
+"""Robust datasets: bad samples skipped and counted (0 and 2 workers), caching avoids re-decoding."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from ignite.engine import Engine
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from gkmvlp_monai.data.dataset import collate_skip_bad, is_empty_batch, is_skip_marker, make_dataset
+from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
+from gkmvlp_monai.engines.handlers import SkippedSamplesHandler
+from gkmvlp_monai.transforms import cxr_transforms
+
+
+def _items(tmp_path, n_good: int = 5) -> list[dict]:
+    items = []
+    rng = np.random.default_rng(0)
+    for i in range(n_good):
+        pic = rng.integers(0, 4096, (48, 40), dtype=np.uint16)
+        if i % 2:
+            items.append({"image": str(write_cxr_dicom(tmp_path / f"g{i}.dcm", pic, transfer_syntax="rle"))})
+        else:
+            Image.fromarray((pic >> 4).astype(np.uint8)).save(tmp_path / f"g{i}.png")
+            items.append({"image": str(tmp_path / f"g{i}.png")})
+    (tmp_path / "bad.dcm").write_bytes(b"\x00" * 50)
+    ct = write_cxr_dicom(tmp_path / "ct.dcm", np.zeros((8, 8), np.uint16), modality="CT")
+    items.insert(1, {"image": str(tmp_path / "bad.dcm")})
+    items.append({"image": str(ct)})
+    items.append(
+        {"image": str(tmp_path / "g0.png"), "region_boxes": {"no such region": [0, 0, 1, 1]}}
+    )  # transform error
+    return items
+
+
+def _run_epochs(loader, epochs: int = 1) -> tuple[SkippedSamplesHandler, list[int]]:
+    seen: list[int] = []
+
+    def step(engine, batch):
+        if not is_empty_batch(batch):
+            seen.append(batch["image"].shape[0])
+
+    engine = Engine(step)
+    handler = SkippedSamplesHandler()
+    handler.attach(engine)
+    engine.run(loader, max_epochs=epochs)
+    assert engine.state.metrics["skipped_samples"] == handler.history[-1]
+    return handler, seen
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_bad_samples_skipped_and_counted(tmp_path, workers, caplog):
+    items = _items(tmp_path)
+    ds = make_dataset(items, cxr_transforms(32, train=True))
+    assert is_skip_marker(ds[1]) and "bad.dcm" in ds[1]["error"]
+    loader = DataLoader(ds, batch_size=3, num_workers=workers, collate_fn=collate_skip_bad)
+    with caplog.at_level(logging.INFO):
+        handler, seen = _run_epochs(loader, epochs=2)
+    assert handler.history == [3, 3] and sum(seen) == 2 * 5
+    assert "skipped 3 bad sample(s)" in caplog.text and "ct.dcm" in caplog.text
+
+
+def test_collate_all_bad_batch(tmp_path):
+    ds = make_dataset([{"image": str(tmp_path / "missing.png")}], cxr_transforms(32))
+    batch = collate_skip_bad([ds[0]])
+    assert (
+        is_empty_batch(batch) and batch["skipped_samples"] == 1 and "missing.png" in batch["skipped_files"][0]
+    )
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_cache_avoids_redecoding(tmp_path, cache):
+    items = _items(tmp_path)
+    ds = make_dataset(items, cxr_transforms(32, train=True), cache=cache, cache_dir=tmp_path / "cache")
+    loader = DataLoader(ds, batch_size=4, num_workers=0, collate_fn=collate_skip_bad)
+    handler, seen = _run_epochs(loader)
+    assert handler.history == [3] and sum(seen) == 5
+    # destroy every good source file: a cached dataset still serves all of them
+    for item in items:
+        path = item["image"]
+        if "/g" in path:
+            with open(path, "wb") as fh:
+                fh.write(b"corrupt")
+    handler, seen = _run_epochs(loader)
+    assert handler.history == [3] and sum(seen) == 5
+    # without a cache the same items now fail
+    fresh = make_dataset(items, cxr_transforms(32, train=True))
+    handler, seen = _run_epochs(DataLoader(fresh, batch_size=4, collate_fn=collate_skip_bad))
+    assert handler.history == [len(items)] and seen == []
+
+
+def test_make_dataset_arguments(tmp_path):
+    with pytest.raises(ValueError, match="cache_dir"):
+        make_dataset([], cxr_transforms(32), cache="disk")
+    with pytest.raises(ValueError, match="unknown cache"):
+        make_dataset([], cxr_transforms(32), cache="redis")
