@@ -246,15 +246,24 @@ def _flatten_base(mask: np.ndarray, amount: float, side_top: float) -> np.ndarra
     return mask | ext
 
 
-def _seg_dist(yy: np.ndarray, xx: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Distance of every grid point to a polyline given as ``(n, 2)`` (y, x) points."""
+def _seg_dist(yy: np.ndarray, xx: np.ndarray, pts: np.ndarray, reach: float | None = None) -> np.ndarray:
+    """Distance of grid points to a polyline of ``(n, 2)`` (y, x) points; beyond ``reach`` pixels
+    from the polyline's bounding box the distance is left at ``inf`` (default reach: 12% of the grid)."""
+    g = yy.shape[0]
+    pad = 0.12 * g if reach is None else reach
+    r0, r1 = int(max(0, pts[:, 0].min() - pad)), int(min(g, pts[:, 0].max() + pad + 1))
+    c0, c1 = int(max(0, pts[:, 1].min() - pad)), int(min(yy.shape[1], pts[:, 1].max() + pad + 1))
     best = np.full(yy.shape, np.inf, dtype=np.float32)
+    if r0 >= r1 or c0 >= c1:
+        return best
+    ys, xs = yy[r0:r1, c0:c1], xx[r0:r1, c0:c1]
+    sub = best[r0:r1, c0:c1]
     for (ya, xa), (yb, xb) in zip(pts[:-1], pts[1:]):
         dy, dx = yb - ya, xb - xa
         den = dy * dy + dx * dx + 1e-6
-        t = np.clip(((yy - ya) * dy + (xx - xa) * dx) / den, 0.0, 1.0)
-        d = np.hypot(yy - (ya + t * dy), xx - (xa + t * dx))
-        np.minimum(best, d, out=best)
+        t = np.clip(((ys - ya) * dy + (xs - xa) * dx) / den, 0.0, 1.0)
+        d = np.hypot(ys - (ya + t * dy), xs - (xa + t * dx))
+        np.minimum(sub, d, out=sub)
     return best
 
 

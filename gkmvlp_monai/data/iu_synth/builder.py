@@ -96,7 +96,7 @@ def _build_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
     mask_rel = []
     for k, m in enumerate(case.lesion_masks):
         rel = f"masks/{uid}_{k}.png"
-        Image.fromarray((m * 255).astype(np.uint8)).save(out / rel, optimize=False, compress_level=1)
+        Image.fromarray(m).convert("1").save(out / rel, compress_level=1)
         mask_rel.append(rel)
     names = label_set("chexpert14")
     label = chexpert_label(case.lesion_labels, case.uncertain, names)

@@ -15,8 +15,9 @@ from gkmvlp_monai.data.iu_synth.findings import (
     specs_from_tags,
 )
 from gkmvlp_monai.data.iu_synth.render import (
+    add_noise,
     compose,
-    expose,
+    develop,
     random_exposure,
     random_positioning,
     vessel_markings,
@@ -24,6 +25,10 @@ from gkmvlp_monai.data.iu_synth.render import (
     warp_labels,
 )
 from gkmvlp_monai.data.iu_synth.truth import mask_box, region_boxes
+
+
+#: at most this many findings per case are drawn (their bits share the label warp; 2**53 is exact)
+_MAX_FINDINGS = 20
 
 
 @dataclass
@@ -113,22 +118,23 @@ def render_case(
             markings = markings * (1.0 - lesion.suppress)
         masks.append(lesion.mask)
         specs.append(spec)
-    masks, specs = masks[:32], specs[:32]
+    masks, specs = masks[:_MAX_FINDINGS], specs[:_MAX_FINDINGS]
     atten = compose(anat, extra=extra, markings=markings, lung_air=case.lung_air)
     pos = random_positioning(rng_pic)
     exp = random_exposure(rng_pic)
-    picture = expose(warp_density(atten, size, pos), exp, rng_pic)
-    labels = warp_labels(anat.labels, size, pos)
+    picture = add_noise(warp_density(develop(atten, exp), size, pos), exp, rng_pic)
+    # one nearest-neighbour warp carries the structure bits (low 32) and the finding bits (high)
+    packed = anat.labels.astype(np.uint64)
+    for k, m in enumerate(masks):
+        packed[m] |= np.uint64(1 << (32 + k))
+    warped = warp_labels(packed, size, pos)
+    labels = (warped & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     out = RenderedCase(
         image=picture, labels=labels, region_boxes=region_boxes(labels), undrawn=list(case.undrawn)
     )
     if masks:
-        packed = np.zeros(masks[0].shape, dtype=np.uint32)
-        for k, m in enumerate(masks):
-            packed[m] |= np.uint32(1 << k)
-        warped = warp_labels(packed, size, pos)
         for k, spec in enumerate(specs):
-            m = (warped & np.uint32(1 << k)) != 0
+            m = (warped & np.uint64(1 << (32 + k))) != 0
             box = mask_box(m)
             if box is None:  # the finding left the field of view
                 continue

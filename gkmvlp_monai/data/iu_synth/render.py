@@ -180,20 +180,20 @@ def warp_labels(bits: np.ndarray, size: int, pos: Positioning) -> np.ndarray:
     )
 
 
-def expose(atten: np.ndarray, exp: Exposure, rng: np.random.Generator) -> np.ndarray:
-    """Turn a picture-space attenuation map into display intensities in [0, 1] (dense = bright).
-
-    Adds blur, quantum-like noise (stronger in dark areas) and low-frequency mottle.
-    """
-    size = atten.shape[0]
-    sig = 1.0 - np.exp(-exp.gain * np.clip(atten, 0.0, None))
-    sig /= 1.0 - np.exp(-exp.gain * 1.6)
+def develop(atten: np.ndarray, exp: Exposure) -> np.ndarray:
+    """Film-like response on the canonical grid: saturating exposure, blur, gamma, black/white levels."""
+    sig = (1.0 - np.exp(-exp.gain * np.clip(atten, 0.0, None))) / (1.0 - np.exp(-exp.gain * 1.6))
     if exp.blur > 0:
-        sig = ndi.gaussian_filter(sig, exp.blur)
-    mott = rng.standard_normal((size // 16 + 2, size // 16 + 2)).astype(np.float32)
-    mott = ndi.zoom(mott, size / (size // 16 + 2), order=1)[:size, :size]
-    sig = sig + exp.mottle * mott
-    noise = rng.standard_normal((size, size), dtype=np.float32)
-    sig = sig + exp.noise * noise * (1.2 - 0.6 * np.clip(sig, 0, 1))
+        sig = ndi.gaussian_filter(sig, exp.blur * 0.5)
     sig = np.clip(sig, 0.0, 1.0) ** exp.gamma
-    return np.clip(exp.black + (exp.white - exp.black) * sig, 0.0, 1.0).astype(np.float32)
+    return (exp.black + (exp.white - exp.black) * sig).astype(np.float32)
+
+
+def add_noise(img: np.ndarray, exp: Exposure, rng: np.random.Generator) -> np.ndarray:
+    """Quantum-like noise (stronger in dark areas) and a smooth exposure ramp, in the picture."""
+    size = img.shape[0]
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+    tilt = exp.mottle * (np.cos(exp.gain * 7.0) * ramp[:, None] + np.sin(exp.gain * 7.0) * ramp[None, :])
+    out = img + tilt + exp.noise * noise * (1.2 - 0.6 * img)
+    return np.clip(out, 0.0, 1.0)
