@@ -26,7 +26,6 @@ from gkmvlp_monai.data.iu_synth.render import (
 )
 from gkmvlp_monai.data.iu_synth.truth import mask_box, region_boxes
 
-
 #: at most this many findings per case are drawn (their bits share the label warp; 2**53 is exact)
 _MAX_FINDINGS = 20
 
