@@ -97,3 +97,22 @@ def test_make_dataset_arguments(tmp_path):
         make_dataset([], cxr_transforms(32), cache="disk")
     with pytest.raises(ValueError, match="unknown cache"):
         make_dataset([], cxr_transforms(32), cache="redis")
+
+
+def test_demo_summary(tmp_path):
+    from gkmvlp_monai.apps.demo import run_image_pipeline_demo
+
+    summary = run_image_pipeline_demo(tmp_path / "samples", image_size=64)
+    ok = [f for f in summary["files"] if f["ok"]]
+    assert len(ok) == 5 and summary["skipped_samples"] == 1
+    assert summary["skipped_files"] == ["corrupt_truncated.dcm"]
+    assert {f["photometric"] for f in ok} == {"MONOCHROME1", "MONOCHROME2"}
+    assert all(
+        f["output_shape"] == [1, 64, 64] and 0 <= f["intensity_range"][0] < f["intensity_range"][1] <= 1
+        for f in ok
+    )
+    assert (
+        ok[0]["reader"] == "CXRDicomReader"
+        and ok[0]["original_size"] == [520, 600]
+        and ok[0]["regions_kept"] == 2
+    )

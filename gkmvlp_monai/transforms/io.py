@@ -158,7 +158,9 @@ class CXRDicomReader(ImageReader):
                 f"{path}: DICOM modality {modality!r} is not a radiograph (expected one of {self.allowed_modalities})"
             )
         if "PixelData" not in ds:
-            raise CXRImageError(f"{path}: DICOM file has no pixel data")
+            raise CXRImageError(
+                f"{path}: DICOM file has no pixel data (element missing, or the file is truncated)"
+            )
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if frames != 1:
             raise CXRImageError(f"{path}: multi-frame DICOM ({frames} frames); a radiograph has one frame")
