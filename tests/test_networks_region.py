@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from gkmvlp_monai.networks.region import RegionPooling, boxes_to_patch_mask, roi_align
+from gkmvlp_monai.losses.grounding import boxes_to_patch_mask
+from gkmvlp_monai.networks.region import RegionPooling, roi_align
 
 
 def _bilinear(fm: torch.Tensor, x: float, y: float) -> torch.Tensor:

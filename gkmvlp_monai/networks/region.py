@@ -104,22 +104,3 @@ class RegionPooling(nn.Module):
         ).mean(dim=(-2, -1))
         tokens = self.norm(self.proj(pooled) + self.type_embed.weight[: boxes.shape[1]])
         return tokens * mask.unsqueeze(-1).to(tokens.dtype), mask
-
-
-def boxes_to_patch_mask(boxes: torch.Tensor, grid: tuple[int, int], image_size: int) -> torch.Tensor:
-    """Which feature-map cells have their centre inside each box.
-
-    Args:
-        boxes: ``[..., 4]`` xyxy boxes in image pixels (x along dim -2).
-        grid: ``(h, w)`` feature-map size.
-        image_size: side of the square image.
-
-    Returns:
-        ``[..., h, w]`` bool.
-    """
-    h, w = grid
-    cx = (torch.arange(h, device=boxes.device, dtype=boxes.dtype) + 0.5) * (image_size / h)
-    cy = (torch.arange(w, device=boxes.device, dtype=boxes.dtype) + 0.5) * (image_size / w)
-    inx = (cx >= boxes[..., 0:1]) & (cx < boxes[..., 2:3])  # [..., h]
-    iny = (cy >= boxes[..., 1:2]) & (cy < boxes[..., 3:4])  # [..., w]
-    return inx.unsqueeze(-1) & iny.unsqueeze(-2)
