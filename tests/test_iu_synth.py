@@ -157,6 +157,7 @@ def test_build_writes_consistent_datalist(built: Path):
         if not it["lesion_labels"]:
             assert it["label"][0] == 1.0
         assert any(q["answer_type"] == "CLOSED" for q in it["qa"])
+        assert all(v["state"] in ("present", "absent", "uncertain") for v in it["entities"].values())
     assert kinds == {"png", "dcm"}
     info = json.loads((base / "build_info.json").read_text())
     assert info["counts"]["reports"] == 12 and info["seed"] == 3

@@ -64,7 +64,9 @@ def _pick_variant(rng: np.random.Generator) -> tuple[str, int, str]:
 
 
 def _init_worker(templates: list[LungTemplate], out: str, size: int, seed: int) -> None:
-    _STATE.update(templates=templates, out=Path(out), size=size, seed=seed)
+    from gkmvlp_monai.knowledge.report_filter import ReportFilter
+
+    _STATE.update(templates=templates, out=Path(out), size=size, seed=seed, report_filter=ReportFilter())
 
 
 def _build_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
@@ -123,6 +125,7 @@ def _build_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
         "lesion_tags": case.lesion_tags,
         "masks": mask_rel,
         "undrawn": case.undrawn,
+        "entities": _STATE["report_filter"].annotate(report),
         "qa": make_qa(names, label, case.lesion_labels, case.lesion_regions, rng),
         "image_size": [size, size],
         "lung_template": tpl.name,
