@@ -50,3 +50,13 @@ def test_report_entities_fills_missing_only() -> None:
     assert kept["entities"] == {}
     chained = EntityTargetsd()(t({"impression": "No pneumothorax."}))
     assert chained["entity_state"][vocab.entity_index("pneumothorax")] == 0
+
+
+def test_report_entities_honours_allow_missing_keys() -> None:
+    assert ReportEntitiesd(allow_missing_keys=True)({"image": "x"})["entities"] == {}
+    strict = ReportEntitiesd(allow_missing_keys=False)
+    with pytest.raises(KeyError, match="entities"):
+        strict({"image": "x", "findings": "", "impression": None})
+    out = strict({"report": "Left pleural effusion."})
+    assert out["entities"]["effusion"]["state"] == "present"
+    assert strict({"image": "x", "entities": {}})["entities"] == {}  # an existing key is kept

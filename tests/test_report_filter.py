@@ -117,3 +117,43 @@ def test_annotate_datalist(rf: ReportFilter, tmp_path) -> None:
     assert out["training"][0]["entities"]["effusion"]["state"] == "absent"
     assert out["training"][1]["entities"] == {}
     assert rf.annotate_datalist(src, dst, overwrite=True)["annotated"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "calcification", "host"),
+    [
+        # "calcified ... granuloma": the calcification describes the granuloma (IU: Calcified Granuloma only)
+        ("Calcified right hilar granulomas.", None, "granuloma"),
+        ("Calcified stable right midlung granulomas.", None, "granuloma"),
+        ("Granulomatous calcifications are present.", None, "granuloma"),
+        # calcification as its own noun, explained by a granulomatous process (IU: Calcinosis)
+        ("Right hilar calcifications suggest a previous granulomatous process.", "present", None),
+        ("Calcified lymph nodes and granuloma are noted.", "present", "granuloma"),
+        ("Calcified left hilar lymph nodes/granulomas.", "present", "granuloma"),
+        # vascular calcification of a report that asserts atherosclerosis is the atherosclerosis
+        ("Atherosclerotic calcifications of the aorta.", None, "atherosclerosis"),
+        ("Aortic calcification. This is consistent with atherosclerotic disease.", None, "atherosclerosis"),
+        ("Aortic calcification.", "present", None),
+        ("Calcified hilar lymph nodes. Atherosclerotic aorta.", "present", "atherosclerosis"),
+        ("Aortic calcification. No atherosclerosis.", "present", None),
+    ],
+)
+def test_calcification_attribute_rules(
+    rf: ReportFilter, text: str, calcification: str | None, host: str | None
+) -> None:
+    out = rf.annotate(text)
+    assert out.get("calcification", {}).get("state") == calcification
+    if host:
+        assert out[host]["state"] == "present"
+
+
+def test_interstitial_prominence_is_prominence_not_marking(rf: ReportFilter) -> None:
+    out = rf.annotate("Mild interstitial prominence. Prominent interstitial markings.")
+    assert out["prominence"]["state"] == "present" and out["marking"]["state"] == "present"
+    assert "marking" not in rf.annotate("Stable mild interstitial prominence.")
+
+
+def test_annotate_sentence_matches_a_one_sentence_report(rf: ReportFilter) -> None:
+    sentence = "Aorta is calcified and tortuous, compatible with atherosclerotic disease"
+    names = {n for n, _, _ in rf.annotate_sentence(sentence)}
+    assert names == set(rf.annotate(sentence)) and "calcification" not in names

@@ -7,7 +7,8 @@ sentence or a *termination* phrase ("but", "however", ";"); *pseudo-triggers* ("
 medspaCy, which pins spaCy < 3.8 and numpy 1.26 (breaking pandas in our environment) and whose default
 rules call "Cannot exclude X" negated and miss "FINDINGS: No X." (see ``docs/design_sections/knowledge.md``).
 
-The trigger table below is the single place where assertion words live.
+The assertion words (triggers, section headers, "normal" words) live in one place,
+``configs/vocab/context.json``, loaded through :func:`gkmvlp_monai.knowledge.vocab.context_vocab`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from gkmvlp_monai.knowledge.vocab import tokenize
+from gkmvlp_monai.knowledge.vocab import context_vocab, tokenize
 
 
 class Category(str, Enum):
@@ -30,221 +31,11 @@ class Category(str, Enum):
 
 FORWARD, BACKWARD, BOTH = "forward", "backward", "both"
 
-# (phrase, category, direction). Longest phrase wins where phrases overlap.
-TRIGGERS: tuple[tuple[str, Category, str], ...] = (
-    # negation, forward
-    *(
-        (p, Category.NEGATED, FORWARD)
-        for p in (
-            "no",
-            "not",
-            "without",
-            "free of",
-            "clear of",
-            "negative for",
-            "no evidence of",
-            "no evidence for",
-            "no signs of",
-            "no sign of",
-            "absence of",
-            "absent",
-            "resolution of",
-            "resolved",
-            "no longer",
-            "no definite",
-            "no radiographic evidence of",
-            "never",
-            "neither",
-            "nor",
-            "removal of",
-            "rather than",
-            "interval resolution of",
-            "no findings of",
-            "no findings to suggest",
-            "negative",
-            "denies",
-        )
-    ),
-    # negation, backward
-    *(
-        (p, Category.NEGATED, BACKWARD)
-        for p in (
-            "not seen",
-            "is not seen",
-            "are not seen",
-            "not identified",
-            "not visualized",
-            "not appreciated",
-            "not present",
-            "is absent",
-            "are absent",
-            "has resolved",
-            "have resolved",
-            "resolved",
-            "is resolved",
-            "are resolved",
-            "ruled out",
-            "has been removed",
-            "have been removed",
-            "removed",
-            "not demonstrated",
-            "is not identified",
-            "are not identified",
-            "no longer seen",
-            "no longer present",
-            "not evident",
-            "is gone",
-            "has cleared",
-            "have cleared",
-            "not noted",
-        )
-    ),
-    # uncertainty, forward
-    *(
-        (p, Category.UNCERTAIN, FORWARD)
-        for p in (
-            "may",
-            "might",
-            "possible",
-            "possibly",
-            "probable",
-            "probably",
-            "likely",
-            "suspicious for",
-            "suspect",
-            "suspected",
-            "suggest",
-            "suggests",
-            "suggesting",
-            "suggestive of",
-            "concerning for",
-            "concern for",
-            "question of",
-            "questionable",
-            "cannot exclude",
-            "can not exclude",
-            "could not exclude",
-            "cannot rule out",
-            "can not rule out",
-            "could represent",
-            "could be",
-            "differential",
-            "consider",
-            "considered",
-            "presumably",
-            "presumed",
-            "perhaps",
-            "equivocal",
-            "raising the possibility of",
-            "possibility of",
-            "indeterminate",
-            "uncertain",
-            "rule out",
-            "r o",
-            "to exclude",
-            "evaluate for",
-            "versus",
-            "vs",
-            "apparent",
-            "borderline for",
-            "compatible with early",
-            "not excluded",
-            "suggestion of",
-            "questioned",
-            "difficult to exclude",
-            "would be difficult to exclude",
-            "may represent",
-            "may reflect",
-            "worrisome for",
-            "favored",
-            "favor",
-        )
-    ),
-    # uncertainty, backward
-    *(
-        (p, Category.UNCERTAIN, BACKWARD)
-        for p in (
-            "cannot be excluded",
-            "can not be excluded",
-            "could not be excluded",
-            "cannot be ruled out",
-            "can not be ruled out",
-            "not excluded",
-            "is not excluded",
-            "are not excluded",
-            "not entirely excluded",
-            "is possible",
-            "are possible",
-            "is suspected",
-            "are suspected",
-            "versus",
-            "vs",
-            "is questioned",
-            "not ruled out",
-            "is not ruled out",
-            "is likely",
-            "are likely",
-            "is not entirely excluded",
-            "not completely excluded",
-        )
-    ),
-    # pseudo-triggers: look like triggers, assert nothing
-    *(
-        (p, Category.PSEUDO, BOTH)
-        for p in (
-            "no change",
-            "no interval change",
-            "no significant change",
-            "no significant interval change",
-            "no increase",
-            "no significant increase",
-            "not only",
-            "no further",
-            "without change",
-            "without interval change",
-            "not significantly changed",
-            "not changed",
-            "not appreciably changed",
-            "no appreciable change",
-            "no substantial change",
-            "not necessarily",
-            "no decrease",
-            "gram negative",
-            "not been changed",
-            "no other",
-            "without significant change",
-            "no new change",
-            "not cause",
-            "not drain",
-        )
-    ),
-    # terminations: close the scope of every trigger
-    *(
-        (p, Category.TERMINATE, BOTH)
-        for p in (
-            "but",
-            "however",
-            "although",
-            "though",
-            "yet",
-            "except",
-            "aside from",
-            "apart from",
-            "which",
-            "there is",
-            "there are",
-            "there has been",
-            "there have been",
-            "otherwise",
-            "whereas",
-            "while",
-            "though",
-            "nevertheless",
-            "still",
-            "other than",
-        )
-    ),
-)
+
+def default_triggers() -> tuple[tuple[str, Category, str], ...]:
+    """The ``(phrase, category, direction)`` trigger table of ``configs/vocab/context.json``."""
+    return tuple((p, Category(c), d) for p, c, d in context_vocab().triggers)
+
 
 _SENTENCE_SPLIT = re.compile(r"(?<!\d)\.(?!\d)|[!?\n:]|(?<=\s)\d+\)\s|\s-\s")
 _CLAUSE_MARK = re.compile(r";")
@@ -269,30 +60,6 @@ class Span:
     end: int
 
 
-_HEADERS = frozenset(
-    {
-        "findings",
-        "impression",
-        "impressions",
-        "indication",
-        "indications",
-        "comparison",
-        "history",
-        "technique",
-        "conclusion",
-        "conclusions",
-        "report",
-        "exam",
-        "examination",
-        "clinical history",
-        "reason for exam",
-        "final report",
-        "end of report",
-        "procedure",
-    }
-)
-
-
 def split_sentences(text: str) -> list[str]:
     """Split report text into sentences; section headers ("FINDINGS:") and list numbers end a sentence.
 
@@ -300,7 +67,8 @@ def split_sentences(text: str) -> list[str]:
     ``"word: no"`` pattern cannot override the negation of the following words.
     """
     parts = _SENTENCE_SPLIT.split(text or "")
-    return [p.strip() for p in parts if p and tokenize(p) and " ".join(tokenize(p)) not in _HEADERS]
+    headers = context_vocab().section_headers
+    return [p.strip() for p in parts if p and tokenize(p) and " ".join(tokenize(p)) not in headers]
 
 
 def sentence_tokens(sentence: str) -> list[str]:
@@ -317,14 +85,17 @@ class ConTextClassifier:
     """Assign present / absent / uncertain to target spans of a tokenised sentence.
 
     Args:
-        triggers: ``(phrase, category, direction)`` rows; defaults to :data:`TRIGGERS`.
+        triggers: ``(phrase, category, direction)`` rows; defaults to :func:`default_triggers` (the
+            trigger table of ``configs/vocab/context.json``).
         max_scope: the most tokens a trigger reaches (ConText uses the sentence; a cap keeps long
             run-on sentences from carrying a negation too far).
     """
 
     def __init__(
-        self, triggers: tuple[tuple[str, Category, str], ...] = TRIGGERS, max_scope: int = 12
+        self, triggers: tuple[tuple[str, Category, str], ...] | None = None, max_scope: int = 12
     ) -> None:
+        if triggers is None:
+            triggers = default_triggers()
         table: dict[tuple[str, ...], list[tuple[Category, str, str]]] = {}
         for phrase, category, direction in triggers:
             table.setdefault(tuple(tokenize(phrase)), []).append((category, direction, phrase))

@@ -19,9 +19,9 @@ from typing import Any
 from gkmvlp_monai.knowledge.context import ConTextClassifier, Span, sentence_tokens, split_sentences
 from gkmvlp_monai.knowledge.vocab import (
     LocationMatch,
+    context_vocab,
     entities,
     entity,
-    entity_names,
     entity_phrases,
     find_locations,
     location_lexicon,
@@ -33,8 +33,6 @@ from gkmvlp_monai.knowledge.vocab import (
 STATES = ("absent", "present", "uncertain")
 _RANK = {"absent": 0, "uncertain": 1, "present": 2}
 _LOCATION_GLUE = frozenset({"and", "or", "the", "of", "both", "to", "at", "in", "within", "from"})
-_ALTERNATIVE = ("or", "and/or")
-_NORMAL_WORDS = ("normal", "within normal limits", "unremarkable", "normal in size", "normal size")
 
 
 @dataclass
@@ -44,6 +42,7 @@ class _Mention:
     name: str
     state: str = "present"
     regions: list[str] = field(default_factory=list)
+    hosts: set[str] = field(default_factory=set)
 
 
 def report_text(item: dict[str, Any]) -> str:
@@ -73,7 +72,8 @@ class ReportFilter:
         self.location_window = location_window
         self.alternatives_uncertain = alternatives_uncertain
         self.rules = {e.name: e.rules for e in entities() if e.rules}
-        self._normal = [tuple(tokenize(w)) for w in _NORMAL_WORDS]
+        self._normal_kind = frozenset(e.name for e in entities() if e.kind == "normal")
+        self._normal = [tuple(tokenize(w)) for w in context_vocab().normal_words]
 
     # -- matching -------------------------------------------------------------------------------------
     def _find_entities(self, tokens: list[str]) -> list[_Mention]:
@@ -147,6 +147,45 @@ class ReportFilter:
                     extra.append(_Mention(a, a, target, "absent"))
         return extra
 
+    def _attributes(
+        self, tokens: list[str], mentions: list[_Mention], clauses: list[tuple[int, int]]
+    ) -> list[_Mention]:
+        """Apply ``attribute_of`` rules: drop phrase-scope attributes, record report-scope hosts."""
+        dropped: set[int] = set()
+        for k, m in enumerate(mentions):
+            for rule in self.rules.get(m.name, {}).get("attribute_of", []):
+                host = rule["entity"]
+                a, b = self._clause(clauses, m.start)
+                if rule["scope"] == "phrase":
+                    # the next mention, skipping normal-kind modifiers ("calcified stable ... granuloma")
+                    nxt = next((o for o in mentions[k + 1 :] if o.name not in self._normal_kind), None)
+                    gap = tokens[m.end : nxt.start] if nxt else []
+                    if (
+                        nxt is not None
+                        and nxt.name == host
+                        and (
+                            "host_phrases" not in rule
+                            or " ".join(tokens[nxt.start : nxt.end]) in rule["host_phrases"]
+                        )
+                        and len(gap) <= rule["window"]
+                        and ";" not in gap
+                        and not set(gap) & set(rule.get("breaks", []))
+                    ):
+                        dropped.add(k)
+                else:
+                    anchors = [tuple(tokenize(w)) for w in rule.get("anchors", [])]
+                    if self._has(tokens, a, b, anchors) or any(
+                        o.name == host and a <= o.start < b for o in mentions
+                    ):
+                        m.hosts.add(host)
+        return [m for k, m in enumerate(mentions) if k not in dropped]
+
+    @staticmethod
+    def _resolve_hosts(mentions: list[_Mention]) -> list[_Mention]:
+        """Drop mentions that only describe a report-scope host entity the text asserts (not absent)."""
+        asserted = {m.name for m in mentions if m.state != "absent"}
+        return [m for m in mentions if not (m.hosts & asserted)]
+
     # -- grounding ------------------------------------------------------------------------------------
     def _location_groups(self, tokens: list[str]) -> list[list[LocationMatch]]:
         groups: list[list[LocationMatch]] = []
@@ -194,9 +233,8 @@ class ReportFilter:
                     regs.extend(resolve_locations(group))
             m.regions = regs or default
 
-    # -- public ---------------------------------------------------------------------------------------
-    def annotate_sentence(self, sentence: str) -> list[tuple[str, str, list[str]]]:
-        """``(entity, state, regions)`` for each entity mention of one sentence."""
+    def _sentence_mentions(self, sentence: str) -> list[_Mention]:
+        """Entity mentions of one sentence with states, clause rules, phrase attributes and regions."""
         tokens = sentence_tokens(sentence)
         mentions = self._find_entities(tokens)
         # a word that is part of a longer trigger ("free of", "clear of") is the trigger, not an entity
@@ -207,17 +245,26 @@ class ReportFilter:
             if not any(a <= m.start and m.end <= b and b - a > m.end - m.start for a, b in spans)
         ]
         if not mentions:
-            clauses = [(0, len(tokens))]
-            extra = self._absent_if(tokens, [], clauses)
-            return [(m.name, m.state, []) for m in extra]
+            return self._absent_if(tokens, [], [(0, len(tokens))])
         states = self.context.classify(tokens, [Span(m.start, m.end) for m in mentions])
         for m, s in zip(mentions, states):
             m.state = s
         clauses = self.context.clause_bounds(tokens, self.context.find_triggers(tokens))
         self._apply_rules(tokens, mentions, clauses)
+        mentions = self._attributes(tokens, mentions, clauses)
         mentions += self._absent_if(tokens, mentions, clauses)
         self._ground(tokens, mentions)
-        return [(m.name, m.state, m.regions if m.state != "absent" else []) for m in mentions]
+        for m in mentions:
+            if m.state == "absent" or m.end == m.start:
+                m.regions = []
+        return mentions
+
+    # -- public ---------------------------------------------------------------------------------------
+    def annotate_sentence(self, sentence: str) -> list[tuple[str, str, list[str]]]:
+        """``(entity, state, regions)`` for each entity mention of one sentence (read as a whole report,
+        so report-scope ``attribute_of`` rules look only at this sentence)."""
+        mentions = self._resolve_hosts(self._sentence_mentions(sentence))
+        return [(m.name, m.state, m.regions) for m in mentions]
 
     def annotate(self, text: str) -> dict[str, dict[str, Any]]:
         """Entity states of a report: ``{entity: {"state": present|absent|uncertain, "regions": [...]}}``.
@@ -227,13 +274,13 @@ class ReportFilter:
         """
         out: dict[str, dict[str, Any]] = {}
         order = {r: i for i, r in enumerate(region_names())}
-        for sentence in split_sentences(text):
-            for name, state, regs in self.annotate_sentence(sentence):
-                cur = out.get(name)
-                if cur is None or _RANK[state] > _RANK[cur["state"]]:
-                    out[name] = {"state": state, "regions": list(regs)}
-                elif state == cur["state"] and state != "absent":
-                    cur["regions"].extend(r for r in regs if r not in cur["regions"])
+        mentions = [m for sentence in split_sentences(text) for m in self._sentence_mentions(sentence)]
+        for m in self._resolve_hosts(mentions):
+            cur = out.get(m.name)
+            if cur is None or _RANK[m.state] > _RANK[cur["state"]]:
+                out[m.name] = {"state": m.state, "regions": list(m.regions)}
+            elif m.state == cur["state"] and m.state != "absent":
+                cur["regions"].extend(r for r in m.regions if r not in cur["regions"])
         for v in out.values():
             v["regions"].sort(key=order.__getitem__)
         return out
@@ -277,8 +324,3 @@ class ReportFilter:
                 counts["annotated"] += 1
         Path(path_out).write_text(json.dumps(doc, indent=1), encoding="utf-8")
         return counts
-
-
-def entity_vector_names() -> list[str]:
-    """Entity order of the ``entity_state``/``entity_regions`` tensors (the vocabulary order)."""
-    return entity_names()

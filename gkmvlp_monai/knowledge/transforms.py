@@ -23,7 +23,8 @@ class ReportEntitiesd(MapTransform):
         keys: the entities key to fill (default ``"entities"``).
         report_filter: filter to use (a default :class:`ReportFilter` when None).
         overwrite: recompute even when the key is present.
-        allow_missing_keys: required by MapTransform; missing text gives empty entities anyway.
+        allow_missing_keys: when True an item with no report text (no ``findings``, ``impression`` or
+            ``report``) gets empty entities; when False such an item raises ``KeyError`` naming the key.
     """
 
     def __init__(
@@ -33,7 +34,7 @@ class ReportEntitiesd(MapTransform):
         overwrite: bool = False,
         allow_missing_keys: bool = True,
     ) -> None:
-        super().__init__(keys, allow_missing_keys=True)
+        super().__init__(keys, allow_missing_keys=allow_missing_keys)
         self.filter = report_filter or ReportFilter()
         self.overwrite = overwrite
 
@@ -42,7 +43,13 @@ class ReportEntitiesd(MapTransform):
         for key in self.keys:
             if key in d and d[key] is not None and not self.overwrite:
                 continue
-            d[key] = self.filter.annotate(report_text(d))
+            text = report_text(d)
+            if not text and not self.allow_missing_keys:
+                raise KeyError(
+                    f"cannot fill {key!r}: the item has no 'findings', 'impression' or 'report' text "
+                    "(set allow_missing_keys=True to give it empty entities)"
+                )
+            d[key] = self.filter.annotate(text)
         return d
 
 

@@ -227,6 +227,8 @@ def location_regions(words: list[str] | str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------
 
 ENTITY_KINDS = ("normal", "abnormal", "catch-all")
+ATTRIBUTE_SCOPES = ("phrase", "report")
+_RULE_KEYS = ("relabel", "absent_if", "normal_means_absent", "attribute_of")
 _LABEL_FIELDS = {"chexpert14": "chexpert", "nih14": "nih"}
 
 
@@ -244,7 +246,8 @@ class Entity:
         default_regions: regions used when the report gives no location.
         chexpert: CheXpert-14 labels this entity supports.
         nih: NIH-14 labels this entity supports.
-        rules: optional clause rules (``relabel``, ``absent_if``, ``normal_means_absent``).
+        rules: optional clause rules (``relabel``, ``absent_if``, ``normal_means_absent``,
+            ``attribute_of``).
     """
 
     index: int
@@ -284,7 +287,7 @@ def entities() -> tuple[Entity, ...]:
                 raise ValueError(
                     f"entities.json: {name}: {field} labels {sorted(wrong)} not in label_sets.json"
                 )
-        rules = {k: item[k] for k in ("relabel", "absent_if", "normal_means_absent") if k in item}
+        rules = {k: item[k] for k in _RULE_KEYS if k in item}
         out.append(
             Entity(
                 index=i,
@@ -299,7 +302,24 @@ def entities() -> tuple[Entity, ...]:
                 rules=rules,
             )
         )
+    _check_attribute_rules(out)
     return tuple(out)
+
+
+def _check_attribute_rules(ents: list[Entity]) -> None:
+    """Validate every ``attribute_of`` rule: known host entity, known scope, window for phrase scope."""
+    names = {e.name for e in ents}
+    for ent in ents:
+        for rule in ent.rules.get("attribute_of", []):
+            where = f"entities.json: {ent.name}: attribute_of"
+            if rule.get("entity") not in names or rule.get("entity") == ent.name:
+                raise ValueError(f"{where}: unknown or self host entity {rule.get('entity')!r}")
+            if rule.get("scope") not in ATTRIBUTE_SCOPES:
+                raise ValueError(f"{where}: scope {rule.get('scope')!r} not in {ATTRIBUTE_SCOPES}")
+            if rule["scope"] == "phrase" and not (
+                isinstance(rule.get("window"), int) and rule["window"] >= 0
+            ):
+                raise ValueError(f"{where}: phrase scope needs a non-negative integer 'window'")
 
 
 def entity_names() -> list[str]:
@@ -345,3 +365,59 @@ def label_entities(label_set_name: str) -> dict[str, list[str]]:
         for label in labels:
             out[label].append(name)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Assertion words (configs/vocab/context.json)
+# ---------------------------------------------------------------------------------------------------------
+
+TRIGGER_CATEGORIES = ("negated", "uncertain", "pseudo", "terminate")
+TRIGGER_DIRECTIONS = ("forward", "backward", "both")
+
+
+@dataclass(frozen=True)
+class ContextVocab:
+    """The parsed ``context.json``: assertion triggers, section headers and "normal" words.
+
+    Attributes:
+        triggers: ``(phrase, category, direction)`` rows; categories are :data:`TRIGGER_CATEGORIES`,
+            directions :data:`TRIGGER_DIRECTIONS`.
+        section_headers: token-joined header sentences that are dropped ("findings", "impression").
+        normal_words: phrases that make a ``normal_means_absent`` mention absent in their clause.
+    """
+
+    triggers: tuple[tuple[str, str, str], ...]
+    section_headers: frozenset[str]
+    normal_words: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def context_vocab() -> ContextVocab:
+    """Load ``configs/vocab/context.json``; raises ``ValueError`` for an unknown category or direction, a
+    phrase listed twice under one category and direction, or a phrase with no word token."""
+    doc = load_vocab_file("context.json")
+    rows: list[tuple[str, str, str]] = []
+    for category, by_direction in doc["triggers"].items():
+        if category not in TRIGGER_CATEGORIES:
+            raise ValueError(
+                f"context.json: unknown trigger category {category!r}; known: {TRIGGER_CATEGORIES}"
+            )
+        for direction, phrases in by_direction.items():
+            if direction not in TRIGGER_DIRECTIONS:
+                raise ValueError(
+                    f"context.json: {category}: unknown direction {direction!r}; known: {TRIGGER_DIRECTIONS}"
+                )
+            seen: set[tuple[str, ...]] = set()
+            for phrase in phrases:
+                key = tuple(tokenize(phrase))
+                if not key:
+                    raise ValueError(f"context.json: {category}/{direction}: phrase {phrase!r} has no word")
+                if key in seen:
+                    raise ValueError(f"context.json: {category}/{direction}: {phrase!r} is listed twice")
+                seen.add(key)
+                rows.append((phrase, category, direction))
+    return ContextVocab(
+        triggers=tuple(rows),
+        section_headers=frozenset(" ".join(tokenize(h)) for h in doc["section_headers"]),
+        normal_words=tuple(doc["normal_words"]),
+    )
