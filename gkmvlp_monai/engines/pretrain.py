@@ -19,7 +19,12 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.engines.utils import IterationEvents
+from monai.inferers import Inferer
+from monai.utils import CommonKeys as Keys
+
+from gkmvlp_monai.data.dataset import is_empty_batch
 
 
 def prepare_dict_batch(
@@ -105,7 +110,9 @@ class LossComponents:
 
     def update(self, engine: Engine) -> None:
         output = engine.state.output
-        pred = output.get("pred", {}) if isinstance(output, dict) else {}
+        pred = output.get("pred") if isinstance(output, dict) else None
+        if not pred:  # a batch whose every sample was bad: nothing to average
+            return
         for k, v in pred.items():
             if k.startswith("loss") and isinstance(v, torch.Tensor) and v.numel() == 1:
                 self._sums[k] += float(v.detach())
@@ -114,3 +121,238 @@ class LossComponents:
     def publish(self, engine: Engine) -> None:
         for k, v in self._sums.items():
             engine.state.metrics[self.prefix + k] = v / max(self._count, 1)
+
+
+class GKMVLPTrainer(SupervisedTrainer):
+    """``SupervisedTrainer`` that passes over a batch whose every sample was bad (counted, not fatal).
+
+    Everything else (AMP, gradient accumulation, events) is the stock MONAI iteration.
+    """
+
+    def _iteration(self, engine: SupervisedTrainer, batchdata: dict[str, Any]) -> dict:
+        if is_empty_batch(batchdata):
+            engine.state.output = {Keys.PRED: None, Keys.LOSS: torch.tensor(float("nan"))}
+            return engine.state.output
+        return super()._iteration(engine, batchdata)
+
+
+class GKMVLPEvaluator(SupervisedEvaluator):
+    """``SupervisedEvaluator`` that passes over a batch whose every sample was bad (metrics skip it)."""
+
+    def _iteration(self, engine: SupervisedEvaluator, batchdata: dict[str, Any]) -> dict:
+        if is_empty_batch(batchdata):
+            engine.state.output = {Keys.PRED: None}
+            return engine.state.output
+        return super()._iteration(engine, batchdata)
+
+
+def entity_eval_targets(entity_state: torch.Tensor) -> torch.Tensor:
+    """Evaluation targets from entity states: present 1, absent or unmentioned 0, uncertain -1 (ignored)."""
+    targets = (entity_state == 1).float()
+    targets[entity_state == 2] = -1.0
+    return targets
+
+
+class PretrainEvalInferer(Inferer):
+    """Evaluation pass of a GK-MVLP network: the full forward (losses, embeddings, entity probabilities)
+    plus what the metrics need from the batch (report texts, entity targets).
+
+    Args:
+        target_key: batch key of the entity states used as zero-shot targets.
+    """
+
+    def __init__(self, target_key: str = "entity_state") -> None:
+        super().__init__()
+        self.target_key = target_key
+
+    def __call__(self, inputs: dict[str, Any], network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+        out = dict(network(inputs))
+        out["report"] = list(inputs.get("report", []))
+        if self.target_key in inputs:
+            out["entity_targets"] = entity_eval_targets(inputs[self.target_key])
+        return out
+
+
+def from_pred(*keys: str):
+    """Output transform for metrics: the ``pred`` entries ``keys`` as a tuple (``None`` for a skipped batch)."""
+
+    def _get(output: dict) -> Any:
+        pred = output.get(Keys.PRED) if isinstance(output, dict) else None
+        if pred is None:
+            return None
+        missing = [k for k in keys if k not in pred]
+        if missing:
+            raise KeyError(f"network output lacks {missing} (has {sorted(pred)})")
+        values = tuple(pred[k] for k in keys)
+        return values[0] if len(values) == 1 else values
+
+    return _get
+
+
+def latest_checkpoint(ckpt_dir: str, pattern: str = "checkpoint*.pt") -> str:
+    """Path of the newest full checkpoint (highest iteration) in ``ckpt_dir``, for ``resume=True``.
+
+    Raises:
+        FileNotFoundError: no checkpoint to resume from (the message names the folder).
+    """
+    import re
+    from pathlib import Path
+
+    files = list(Path(ckpt_dir).glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"resume requested but {ckpt_dir} holds no {pattern} checkpoint")
+
+    def step(p: Path) -> tuple[int, float]:
+        m = re.search(r"=(\d+)\.pt$", p.name)
+        return (int(m.group(1)) if m else -1, p.stat().st_mtime)
+
+    return str(max(files, key=step))
+
+
+class AttentionOverlays:
+    """Write PNG overlays of the GK module's entity attention on a few images when training completes.
+
+    Each overlay shows the image with the patch attention of the entities the model scores most likely
+    present, so a run's MLflow artifacts show where the model looks for each finding.
+
+    Args:
+        dataset: evaluation data set (deterministic transforms) to draw images from.
+        network: the GK-MVLP network.
+        output_dir: folder for the PNGs (created).
+        entity_names: names in entity order.
+        num_images: images to draw.
+        top_entities: entities per image.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        network: torch.nn.Module,
+        output_dir: str,
+        entity_names: list[str],
+        num_images: int = 4,
+        top_entities: int = 3,
+    ) -> None:
+        self.dataset = dataset
+        self.network = network
+        self.output_dir = output_dir
+        self.entity_names = entity_names
+        self.num_images = num_images
+        self.top_entities = top_entities
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    @torch.no_grad()
+    def __call__(self, engine: Engine) -> None:
+        from pathlib import Path
+
+        import numpy as np
+        from PIL import Image
+
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        device = next(self.network.parameters()).device
+        was_training = self.network.training
+        self.network.eval()
+        written = 0
+        for i in range(len(self.dataset)):
+            if written >= self.num_images:
+                break
+            item = self.dataset[i]
+            if not isinstance(item, dict) or "image" not in item:
+                continue  # a skipped (bad) sample
+            image = torch.as_tensor(item["image"]).unsqueeze(0).float().to(device)
+            boxes = torch.as_tensor(item["region_boxes"]).unsqueeze(0).float().to(device)
+            mask = torch.as_tensor(item["region_mask"]).unsqueeze(0).bool().to(device)
+            probs, attn = self.network.entity_scores(image, boxes, mask)
+            present = probs[0, :, 1]
+            top = present.argsort(descending=True)[: self.top_entities].tolist()
+            grey = image[0, 0].cpu().numpy().T  # [W, H] -> picture rows/cols
+            panels = []
+            for e in top:
+                a = torch.nn.functional.interpolate(
+                    attn[:, e : e + 1], size=image.shape[-2:], mode="bilinear"
+                )
+                a = a[0, 0].cpu().numpy().T
+                a = (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
+                rgb = np.stack([grey, grey, grey], -1) * 0.6
+                rgb[..., 0] += 0.4 * a
+                panels.append((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+            names = "_".join(f"{self.entity_names[e]}{present[e]:.2f}" for e in top)
+            Image.fromarray(np.concatenate(panels, 1)).save(out / f"overlay_{i:03d}_{names}.png")
+            written += 1
+        self.network.train(was_training)
+
+
+def write_params(path: str, params: dict[str, Any]) -> str:
+    """Write the resolved run parameters as JSON (an MLflow artifact); returns ``path``."""
+    import json
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(params, indent=1, default=str))
+    return path
+
+
+class TrainingCheckpoints:
+    """Last/best checkpoints with the full training state, and resume, for a trainer.
+
+    MONAI's ``CheckpointSaver``/``CheckpointLoader`` need the trainer itself in their ``save_dict``; a
+    bundle config cannot reference the trainer from inside its own handler list (circular reference), so
+    this handler builds them when it is attached to the trainer.
+
+    Files in ``save_dir``: ``checkpoint_iteration=<n>.pt`` (last; every ``interval`` iterations, only the
+    newest kept), ``checkpoint_final.pt`` (at the end), ``best_checkpoint.pt`` (best key metric of
+    ``validator``, full state). All hold ``model``, ``optimizer``, ``lr_scheduler`` and ``trainer`` states.
+
+    Args:
+        save_dir: checkpoint folder.
+        network, optimizer, lr_scheduler: objects whose state is saved.
+        interval: iterations between "last" checkpoints (so a killed run loses at most this many).
+        resume: load the newest ``checkpoint*.pt`` in ``save_dir`` when training starts.
+        validator: evaluator whose key metric selects ``best_checkpoint.pt`` (optional).
+    """
+
+    def __init__(
+        self,
+        save_dir: str,
+        network: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        lr_scheduler: Any = None,
+        interval: int = 200,
+        resume: bool = False,
+        validator: Engine | None = None,
+    ) -> None:
+        self.save_dir = save_dir
+        self.objects = {"model": network, "optimizer": optimizer}
+        if lr_scheduler is not None:
+            self.objects["lr_scheduler"] = lr_scheduler
+        self.interval = interval
+        self.resume = resume
+        self.validator = validator
+
+    def attach(self, engine: Engine) -> None:
+        from monai.handlers import CheckpointLoader, CheckpointSaver
+
+        state = {**self.objects, "trainer": engine}
+        if self.resume:
+            path = latest_checkpoint(self.save_dir)
+            CheckpointLoader(load_path=path, load_dict=state, map_location=engine.state.device).attach(engine)
+        CheckpointSaver(
+            save_dir=self.save_dir,
+            save_dict=state,
+            file_prefix="checkpoint",
+            save_interval=self.interval,
+            epoch_level=False,
+            n_saved=1,
+            save_final=True,
+            final_filename="checkpoint_final.pt",
+        ).attach(engine)
+        if self.validator is not None:
+            CheckpointSaver(
+                save_dir=self.save_dir,
+                save_dict=state,
+                save_key_metric=True,
+                key_metric_filename="best_checkpoint.pt",
+            ).attach(self.validator)

@@ -75,6 +75,8 @@ class MultiLabelAUC(Metric):
 
     @reinit__is_reduced
     def update(self, output) -> None:
+        if output is None:  # a skipped (all-bad) batch
+            return
         p, t = output
         self._p.append(p.detach().float().cpu())
         self._t.append(t.detach().float().cpu())
@@ -93,3 +95,24 @@ class MultiLabelAUC(Metric):
         out = {f"{self.prefix}AUC_{n}": v for n, v in zip(self.names, per) if v is not None}
         out[f"{self.prefix}macro_AUC"] = macro_auc([per[i] for i in chosen])
         return out
+
+
+class MeanScalar(Metric):
+    """Mean of a scalar network output (e.g. the validation LM loss) over an epoch, skipping skipped batches."""
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sum = 0.0
+        self._n = 0
+
+    @reinit__is_reduced
+    def update(self, output) -> None:
+        if output is None:
+            return
+        self._sum += float(output.detach().float().mean())
+        self._n += 1
+
+    def compute(self) -> float:
+        if self._n == 0:
+            raise RuntimeError("MeanScalar needs at least one batch before compute()")
+        return self._sum / self._n

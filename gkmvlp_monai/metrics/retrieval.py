@@ -95,6 +95,8 @@ class RetrievalRecall(Metric):
 
     @reinit__is_reduced
     def update(self, output) -> None:
+        if output is None:  # a skipped (all-bad) batch
+            return
         img, txt, texts = output
         self._img.append(img.detach().float().cpu())
         self._txt.append(txt.detach().float().cpu())

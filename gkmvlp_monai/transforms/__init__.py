@@ -31,6 +31,7 @@ from gkmvlp_monai.transforms.io import (
 from gkmvlp_monai.transforms.pipelines import (
     cxr_deterministic_transforms,
     cxr_random_transforms,
+    cxr_train_transforms,
     cxr_transforms,
 )
 from gkmvlp_monai.transforms.spatial import (
@@ -45,6 +46,7 @@ from gkmvlp_monai.transforms.spatial import (
 )
 
 __all__ = [
+    "cxr_train_transforms",
     "CXRDicomReader",
     "CXRImageError",
     "CXRNiftiReader",

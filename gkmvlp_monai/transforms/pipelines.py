@@ -137,3 +137,33 @@ def cxr_transforms(
     if with_boxes:
         steps.append(MapBoxesToImaged(_BOX_KEYS, image_key, _MASK_KEYS))
     return Compose(steps)
+
+
+def cxr_train_transforms(
+    image_size: int = 224,
+    image_key: str = "image",
+    load_size: int | None = None,
+    check_body_part: bool = True,
+    **augment: float | tuple[float, float],
+) -> tuple[Compose, Compose]:
+    """The train pipeline split in two for caching and per-sample seeding.
+
+    Args:
+        image_size: output side length.
+        image_key: image key.
+        load_size: cached square size before the random crop (defaults to ``image_size``).
+        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        augment: keyword arguments of :func:`cxr_random_transforms`.
+
+    Returns:
+        ``(deterministic, random)``: load, box arrays, resize and pad (cacheable); then the augmentations and
+        the final mapping of the boxes into the augmented image's pixels.
+    """
+    deterministic = Compose(
+        cxr_deterministic_transforms(image_size, image_key, True, load_size, check_body_part)
+    )
+    random = Compose(
+        cxr_random_transforms(image_size, image_key, **augment)
+        + [MapBoxesToImaged(_BOX_KEYS, image_key, _MASK_KEYS)]
+    )
+    return deterministic, random
