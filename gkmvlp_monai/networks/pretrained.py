@@ -1,0 +1,64 @@
+"""Loading pre-trained GK-MVLP weights into a network (the one place downstream bundles do it)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def load_pretrained_weights(
+    network: torch.nn.Module, path: str | Path | None, strict: bool = False, prefix: str = ""
+) -> torch.nn.Module:
+    """Load a GK-MVLP pre-training checkpoint into ``network`` (or a sub-module of it).
+
+    Accepts the bundle's plain ``models/model.pt`` state dict and full training checkpoints
+    (``{"model": ..., "optimizer": ...}``). ``None`` leaves the network as initialised (the
+    "from scratch" baseline).
+
+    Args:
+        network: module to load into.
+        path: checkpoint file, or ``None``.
+        strict: require every key to match.
+        prefix: load only the entries under this prefix (e.g. ``"image_encoder."``), stripped of it.
+
+    Returns:
+        ``network`` (for use inside bundle configs).
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist (the message names it).
+        RuntimeError: nothing in the checkpoint matched the network.
+    """
+    if path is None:
+        logger.info("no pre-trained checkpoint given: %s starts from scratch", type(network).__name__)
+        return network
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pre-trained checkpoint {path} not found (run the gkmvlp_pretrain bundle first)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if prefix:
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    own = network.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise RuntimeError(f"{path}: no entry matches {type(network).__name__} (prefix={prefix!r})")
+    result = network.load_state_dict(usable, strict=False)
+    skipped = sorted(set(state) - set(usable))
+    if strict and (result.missing_keys or skipped):
+        raise RuntimeError(f"{path}: missing {result.missing_keys[:5]}..., unusable {skipped[:5]}...")
+    logger.info(
+        "loaded %d/%d tensors from %s (%d missing in checkpoint, %d skipped)",
+        len(usable),
+        len(own),
+        path,
+        len(result.missing_keys),
+        len(skipped),
+    )
+    return network
