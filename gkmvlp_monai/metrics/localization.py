@@ -1,0 +1,267 @@
+"""Localization metrics: pointing game, IoU and Dice of thresholded heat maps, threshold selection.
+
+Inputs are per-finding score maps ``y_pred [B, K, W, H]`` (heat maps or probabilities, higher = more
+likely the finding) and binary targets ``y [B, K, W, H]`` (one channel per target finding). A
+(sample, channel) pair counts only when its target is non-empty: localization is asked only where
+the finding is drawn. Figures are means over those pairs.
+
+- **Pointing game**: the map's maximum falls inside the target. With several maximal pixels (e.g. a
+  flat map), the hit is the fraction of maximal pixels inside the target, so a flat map scores the
+  target's area fraction (chance level), never a free hit.
+- **Dice / IoU** of the map thresholded at ``t`` (``score >= t``) against the target, with
+  ``monai.metrics.compute_dice`` / ``compute_iou``; one pass records them for a grid of candidate
+  thresholds, so the threshold can be chosen on validation (:meth:`LocalizationMetric.best_threshold`,
+  best mean Dice) and applied to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.handlers import IgniteMetricHandler
+from monai.metrics import CumulativeIterationMetric, compute_dice, compute_iou
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "boxes_to_mask",
+    "pointing_game",
+    "dice_iou_at_thresholds",
+    "select_threshold",
+    "LocalizationMetric",
+    "LocalizationMetricHandler",
+]
+
+#: candidate thresholds for maps in [0, 1] (min-max normalised heat maps, sigmoid probabilities)
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def boxes_to_mask(
+    boxes: Sequence[Sequence[float]] | np.ndarray | torch.Tensor, size: Sequence[int]
+) -> torch.Tensor:
+    """Rasterise ``xyxy`` boxes (data-contract coordinates: pixel ``i`` covers ``[i, i + 1)``).
+
+    A pixel is inside when its centre ``i + 0.5`` lies inside the box (``x1 <= i + 0.5 < x2``).
+
+    Args:
+        boxes: ``[N, 4]`` boxes ``[x1, y1, x2, y2]``; ``x`` runs along the mask's dim 0.
+        size: ``(W, H)`` of the mask.
+
+    Returns:
+        bool ``[W, H]`` union of the boxes (all False for no boxes).
+
+    Raises:
+        ValueError: boxes not ``[N, 4]``.
+    """
+    arr = torch.as_tensor(
+        np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, torch.Tensor) else boxes
+    )
+    arr = arr.reshape(-1, 4) if arr.numel() else arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must be [N, 4] xyxy, got shape {tuple(arr.shape)}")
+    w, h = int(size[0]), int(size[1])
+    cx = torch.arange(w, dtype=torch.float64) + 0.5
+    cy = torch.arange(h, dtype=torch.float64) + 0.5
+    mask = torch.zeros(w, h, dtype=torch.bool)
+    for x1, y1, x2, y2 in arr.double().tolist():
+        mask |= ((cx >= x1) & (cx < x2))[:, None] & ((cy >= y1) & (cy < y2))[None, :]
+    return mask
+
+
+def _check(y_pred: torch.Tensor, y: torch.Tensor) -> None:
+    if y_pred.shape != y.shape or y_pred.ndim < 3:
+        raise ValueError(
+            f"localization metrics need score maps and targets of one shape [B, K, ...], got "
+            f"{tuple(y_pred.shape)} and {tuple(y.shape)}"
+        )
+
+
+def pointing_game(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pointing-game hits per (sample, channel).
+
+    Args:
+        y_pred: ``[B, K, *spatial]`` scores.
+        y: ``[B, K, *spatial]`` binary targets.
+
+    Returns:
+        float ``[B, K]``: 1 when the maximum is inside the target, the inside fraction of the maximal
+        pixels on ties, NaN where the target is empty.
+    """
+    _check(y_pred, y)
+    p = y_pred.detach().float().flatten(2)
+    t = y.detach().flatten(2) > 0
+    peak = p == p.amax(-1, keepdim=True)
+    hits = (peak & t).sum(-1).float() / peak.sum(-1).clamp_min(1).float()
+    return torch.where(t.any(-1), hits, torch.full_like(hits, float("nan")))
+
+
+def dice_iou_at_thresholds(
+    y_pred: torch.Tensor, y: torch.Tensor, thresholds: Sequence[float] = DEFAULT_THRESHOLDS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dice and IoU of ``y_pred >= t`` against ``y`` for each threshold (MONAI ``compute_dice``/``compute_iou``).
+
+    Args:
+        y_pred: ``[B, K, *spatial]`` scores.
+        y: ``[B, K, *spatial]`` binary targets.
+        thresholds: candidate thresholds.
+
+    Returns:
+        ``(dice, iou)``, each float ``[B, K, T]``; NaN where the target is empty.
+    """
+    _check(y_pred, y)
+    target = (y.detach() > 0).float()
+    dice, iou = [], []
+    for t in thresholds:
+        pred = (y_pred.detach() >= t).float()
+        dice.append(compute_dice(pred, target, include_background=True, ignore_empty=True))
+        iou.append(compute_iou(pred, target, include_background=True, ignore_empty=True))
+    return torch.stack(dice, -1), torch.stack(iou, -1)
+
+
+def select_threshold(dice: torch.Tensor, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> float:
+    """The threshold with the best mean Dice (NaN entries ignored; ties go to the lower threshold).
+
+    Args:
+        dice: ``[..., T]`` Dice values per candidate threshold.
+        thresholds: the ``T`` candidates.
+
+    Returns:
+        The chosen threshold.
+
+    Raises:
+        ValueError: no finite Dice value (no non-empty target was seen).
+    """
+    flat = dice.reshape(-1, dice.shape[-1])
+    if flat.shape[-1] != len(thresholds):
+        raise ValueError(f"dice has {flat.shape[-1]} thresholds, {len(thresholds)} candidates given")
+    valid = ~torch.isnan(flat[:, 0])
+    if not valid.any():
+        raise ValueError("cannot choose a threshold: no sample had a non-empty target")
+    mean = flat[valid].nan_to_num(0.0).mean(0)
+    return float(thresholds[int(torch.argmax(mean))])
+
+
+class LocalizationMetric(CumulativeIterationMetric):
+    """Accumulates pointing game and Dice/IoU at every candidate threshold over an evaluation run.
+
+    Args:
+        thresholds: candidate thresholds recorded per pair.
+        threshold: threshold used by :meth:`aggregate` unless one is given (snapped to the nearest
+            candidate).
+    """
+
+    def __init__(self, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, threshold: float = 0.5) -> None:
+        super().__init__()
+        if not thresholds:
+            raise ValueError("LocalizationMetric needs at least one candidate threshold")
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.threshold = float(threshold)
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        if y is None:
+            raise ValueError("LocalizationMetric needs targets")
+        hits = pointing_game(y_pred, y)
+        dice, iou = dice_iou_at_thresholds(y_pred, y, self.thresholds)
+        rows = torch.cat([hits.unsqueeze(-1).cpu(), dice.cpu(), iou.cpu()], -1)  # [B, K, 1 + 2T]
+        return rows.reshape(-1, rows.shape[-1])
+
+    def _rows(self) -> torch.Tensor:
+        buf = self.get_buffer()
+        if buf is None or (isinstance(buf, torch.Tensor) and buf.numel() == 0):
+            return torch.zeros(0, 1 + 2 * len(self.thresholds))
+        rows = buf.reshape(-1, 1 + 2 * len(self.thresholds))
+        return rows[~torch.isnan(rows[:, 0])]
+
+    def _index(self, threshold: float) -> int:
+        return int(np.argmin([abs(t - threshold) for t in self.thresholds]))
+
+    def best_threshold(self) -> float:
+        """The candidate with the best mean Dice over the accumulated pairs."""
+        rows = self._rows()
+        return select_threshold(rows[:, 1 : 1 + len(self.thresholds)], self.thresholds)
+
+    def aggregate(self, threshold: float | None = None) -> dict[str, float]:  # type: ignore[override]
+        """Mean figures over the non-empty pairs.
+
+        Args:
+            threshold: Dice/IoU threshold (default: ``self.threshold``).
+
+        Returns:
+            ``{"pointing_game", "dice", "iou", "threshold", "n_findings"}`` (NaN figures with no pair).
+        """
+        t_index = self._index(self.threshold if threshold is None else threshold)
+        rows = self._rows()
+        n = int(rows.shape[0])
+        nan = float("nan")
+        if n == 0:
+            return {
+                "pointing_game": nan,
+                "dice": nan,
+                "iou": nan,
+                "threshold": self.thresholds[t_index],
+                "n_findings": 0,
+            }
+        t = len(self.thresholds)
+        return {
+            "pointing_game": float(rows[:, 0].mean()),
+            "dice": float(rows[:, 1 + t_index].mean()),
+            "iou": float(rows[:, 1 + t + t_index].mean()),
+            "threshold": self.thresholds[t_index],
+            "n_findings": n,
+        }
+
+
+class LocalizationMetricHandler(IgniteMetricHandler):
+    """Ignite handler of :class:`LocalizationMetric`.
+
+    Its own value (usable as a key metric) is the mean Dice at the current threshold; when the engine
+    completes it also writes ``<prefix>pointing_game``, ``<prefix>iou``, ``<prefix>threshold`` and
+    ``<prefix>n_findings`` into ``engine.state.metrics``.
+
+    Args:
+        thresholds: candidate thresholds.
+        threshold: Dice/IoU threshold (change it with :meth:`set_threshold`, e.g. to the validation choice).
+        prefix: prefix of the extra metric names.
+        output_transform: engine output -> ``(y_pred, y)``.
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+        threshold: float = 0.5,
+        prefix: str = "",
+        output_transform: Any = lambda x: x,
+    ) -> None:
+        super().__init__(
+            metric_fn=LocalizationMetric(thresholds, threshold),
+            output_transform=output_transform,
+            save_details=False,
+        )
+        self.prefix = prefix
+        self.last: dict[str, float] = {}
+
+    def set_threshold(self, threshold: float) -> float:
+        """Use ``threshold`` for Dice/IoU from now on; returns it."""
+        self.metric_fn.threshold = float(threshold)
+        return float(threshold)
+
+    def best_threshold(self) -> float:
+        """Threshold with the best mean Dice over the last run (call after the engine ran)."""
+        return self.metric_fn.best_threshold()
+
+    def update(self, output: Sequence[torch.Tensor]) -> None:
+        if output is None:  # a batch whose every sample was bad
+            return
+        super().update(output)
+
+    def compute(self) -> float:
+        self.last = self.metric_fn.aggregate()
+        self._is_reduced = True
+        return self.last["dice"]
+
+    def completed(self, engine: Any, name: str) -> None:
+        super().completed(engine, name)
+        for key in ("pointing_game", "iou", "threshold", "n_findings"):
+            engine.state.metrics[self.prefix + key] = self.last[key]
