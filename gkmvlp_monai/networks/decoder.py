@@ -91,6 +91,16 @@ class ReportDecoder(nn.Module):
         Returns:
             ``[B, T, V]`` logits; position ``t`` predicts token ``t + 1``.
         """
+        return self.project(self.hidden(input_ids, memory, attention_mask))
+
+    def hidden(
+        self, input_ids: torch.Tensor, memory: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Final (normalised) hidden states ``[B, T, dim]``; :meth:`project` maps them to logits.
+
+        Training computes logits only at positions with a real target (``project(hidden[keep])``): the
+        vocabulary projection is the decoder's largest matmul.
+        """
         t = input_ids.shape[1]
         x = self.token_embed(input_ids) + self.pos_embed[:, :t]
         mem = self.memory_proj(memory)
@@ -98,7 +108,11 @@ class ReportDecoder(nn.Module):
         pad = None if attention_mask is None else ~attention_mask.bool()
         for layer in self.layers:
             x = layer(x, mem, tgt_mask=causal, tgt_key_padding_mask=pad)
-        return self.norm(x) @ self.token_embed.weight.t() + self.out_bias
+        return self.norm(x)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Tied output projection: ``[..., dim]`` hidden states to ``[..., V]`` logits."""
+        return hidden @ self.token_embed.weight.t() + self.out_bias
 
     @torch.no_grad()
     def generate(
@@ -135,7 +149,9 @@ class ReportDecoder(nn.Module):
     def _next_logprobs(
         self, seq: torch.Tensor, memory: torch.Tensor, step: int, penalty: float, min_length: int
     ) -> torch.Tensor:
-        logits = self.forward(seq, memory)[:, -1].float()
+        # only the last position's logits are needed: projecting every position onto the vocabulary
+        # at every step made decoding ~T times slower
+        logits = self.project(self.hidden(seq, memory)[:, -1]).float()
         logits = apply_repetition_penalty(logits, seq, penalty)
         if step < min_length:
             logits[:, self.eos_id] = float("-inf")
