@@ -25,7 +25,7 @@ from gkmvlp_monai.anatomy.boxes import box_iou_paired, generalized_box_iou_paire
 from gkmvlp_monai.knowledge.vocab import region_names
 from gkmvlp_monai.networks.image import RESNET_SPECS, ImageEncoder
 
-__all__ = ["RegionBoxNet", "RegionBoxLoss", "load_region_model"]
+__all__ = ["RegionBoxNet", "RegionBoxLoss", "load_region_model", "split_output"]
 
 
 class RegionBoxNet(nn.Module):
@@ -91,7 +91,9 @@ class RegionBoxNet(nn.Module):
                 standardised internally (zero mean, unit variance), so exposure does not matter.
 
         Returns:
-            ``{"boxes": [B, R, 4] normalised xyxy in [0, 1], "confidence_logits": [B, R]}``.
+            ``[B, R, 5]``: per region the box ``x1, y1, x2, y2`` normalised to [0, 1] in the input frame
+            (``x`` along dim -2), then the confidence logit (sigmoid = predicted IoU with the truth). One
+            tensor, so the network traces/exports as is; :func:`split_output` separates the parts.
         """
         mean = image.mean(dim=(-3, -2, -1), keepdim=True)
         std = image.std(dim=(-3, -2, -1), keepdim=True).clamp(min=1e-3)
@@ -110,7 +112,7 @@ class RegionBoxNet(nn.Module):
         )
         peak = torch.cat([px.max(-1).values, py.max(-1).values], dim=-1).flatten(1)  # [B, R * 4]
         conf = self.conf_head(torch.cat([feat.mean(dim=(-2, -1)), peak], dim=1))
-        return {"boxes": boxes, "confidence_logits": conf}
+        return torch.cat([boxes, conf.unsqueeze(-1)], dim=-1)
 
     @torch.no_grad()
     def predict_boxes(self, image: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,10 +127,10 @@ class RegionBoxNet(nn.Module):
         was_training = self.training
         self.eval()
         sq, lb = letterbox(image, self.img_size)
-        out = self(sq[None].to(next(self.parameters()).device))
+        pb, logits = split_output(self(sq[None].to(next(self.parameters()).device)))
         self.train(was_training)
-        boxes = out["boxes"][0].cpu().numpy() * self.img_size
-        conf = torch.sigmoid(out["confidence_logits"][0]).cpu().numpy()
+        boxes = pb[0].cpu().numpy() * self.img_size
+        conf = torch.sigmoid(logits[0]).cpu().numpy()
         return lb.to_original(boxes), conf.astype(np.float32)
 
     def config(self) -> dict:
@@ -141,16 +143,50 @@ class RegionBoxNet(nn.Module):
         }
 
 
-def load_region_model(path: str | os.PathLike, map_location: str = "cpu") -> RegionBoxNet:
-    """Load a checkpoint written as ``{"config": model.config(), "state_dict": ...}`` (``weights_only``)."""
+def split_output(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``RegionBoxNet`` output ``[B, R, 5]`` -> ``(boxes [B, R, 4] normalised, confidence logits [B, R])``."""
+    if out.ndim != 3 or out.shape[-1] != 5:
+        raise ValueError(f"expected a RegionBoxNet output of shape [B, R, 5], got {tuple(out.shape)}")
+    return out[..., :4], out[..., 4]
+
+
+def load_region_model(
+    path: str | os.PathLike, map_location: str = "cpu", **config: int | str
+) -> RegionBoxNet:
+    """Load a region model checkpoint (``weights_only``).
+
+    Two layouts are read: ``{"config": model.config(), "state_dict": ...}`` (self-describing), and the
+    bundle's ``models/model.pt``, a plain state dict, which needs the constructor arguments in ``config``
+    (``arch``, ``img_size``, ``hidden``).
+
+    Raises:
+        ValueError: a plain state dict without ``config``, or weights that do not fit (names the file).
+    """
     ckpt = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
-    model = RegionBoxNet(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
+    if isinstance(ckpt, dict) and "state_dict" in ckpt and "config" in ckpt:
+        config = {**ckpt["config"], **config}
+        state = ckpt["state_dict"]
+    else:
+        state = ckpt
+        if not config:
+            raise ValueError(
+                f"{path}: plain state dict; pass the network's arch/img_size/hidden to load_region_model"
+            )
+    model = RegionBoxNet(**config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: weights do not fit RegionBoxNet({config}): {err}") from err
     return model.eval()
 
 
 class RegionBoxLoss(nn.Module):
     """L1 + GIoU box loss over known regions, plus the IoU-aware confidence loss.
+
+    Called as the engines' ``loss_function``: ``loss(pred, target)`` with ``pred`` the network output
+    ``[B, R, 5]`` and ``target = {"boxes": [B, R, 4] normalised, "mask": [B, R] bool, "negative": [B]
+    bool (optional)}`` (see :func:`gkmvlp_monai.anatomy.engine.prepare_region_batch`); returns the
+    weighted total. :meth:`terms` gives the separate terms.
 
     Args:
         l1_weight: weight of the L1 loss on normalised coordinates.
@@ -163,9 +199,13 @@ class RegionBoxLoss(nn.Module):
         super().__init__()
         self.l1_weight, self.giou_weight, self.conf_weight = l1_weight, giou_weight, conf_weight
 
-    def forward(
+    def forward(self, pred: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted total loss (a scalar)."""
+        return self.terms(pred, target["boxes"], target["mask"], target.get("negative"))["loss"]
+
+    def terms(
         self,
-        pred: dict[str, torch.Tensor],
+        pred: torch.Tensor,
         boxes: torch.Tensor,
         mask: torch.Tensor,
         negative: torch.Tensor | None = None,
@@ -173,7 +213,7 @@ class RegionBoxLoss(nn.Module):
         """Compute the losses.
 
         Args:
-            pred: the model's output.
+            pred: the model's output ``[B, R, 5]``.
             boxes: ``[B, R, 4]`` true normalised boxes.
             mask: ``[B, R]`` bool, region known.
             negative: optional ``[B]`` bool, sample is not a frontal chest picture (confidence target 0).
@@ -181,7 +221,7 @@ class RegionBoxLoss(nn.Module):
         Returns:
             ``{"loss", "l1", "giou", "conf", "iou"}`` (``iou``: mean IoU over known regions, no gradient).
         """
-        pb = pred["boxes"]
+        pb, logits = split_output(pred)
         m = mask.float()
         if negative is not None:
             m = m * (~negative.bool()).float()[:, None]
@@ -194,8 +234,7 @@ class RegionBoxLoss(nn.Module):
         if negative is not None:
             conf_mask = torch.where(negative.bool()[:, None], torch.ones_like(conf_mask), conf_mask)
         conf = (
-            F.binary_cross_entropy_with_logits(pred["confidence_logits"], target, reduction="none")
-            * conf_mask
+            F.binary_cross_entropy_with_logits(logits, target, reduction="none") * conf_mask
         ).sum() / conf_mask.sum().clamp(min=1.0)
         loss = self.l1_weight * l1 + self.giou_weight * giou + self.conf_weight * conf
         return {

@@ -1,207 +1,327 @@
-"""Training and evaluation helpers for :class:`~gkmvlp_monai.anatomy.model.RegionBoxNet`.
+"""Training and evaluation glue that lets MONAI's engines train :class:`~gkmvlp_monai.anatomy.model.RegionBoxNet`.
 
-Samples are letterboxed pictures with boxes normalised to the square frame. Augmentation: random zoom
-(0.85-1.15) and shift (+-8 %) of the square frame (boxes follow exactly), gamma and contrast; and, with
-probability ``negative_prob``, a *negative* sample (noise, blank, smooth random field or the picture
-rotated by 90 degrees, a crude stand-in for a non-frontal view) whose confidence target is 0. No
-left-right flips (laterality is knowledge).
+Data come through ``gkmvlp_monai.transforms`` (``LoadCXRImaged`` -> box arrays -> square resize and pad;
+then, for training, random resized crop + zoom/shift without rotation and intensity augmentations, the
+boxes following exactly through ``MapBoxesToImaged``) and :class:`RandNonChestd`, which replaces a
+share of the samples by non-chest pictures whose confidence target is 0. No left-right flips
+(laterality is knowledge).
+
+Engines are the stock ones (``GKMVLPTrainer`` / ``GKMVLPEvaluator`` are ``SupervisedTrainer`` /
+``SupervisedEvaluator`` that pass over all-bad batches): :func:`prepare_region_batch` turns a batch
+into ``(image, {"boxes", "mask", "negative"})``, :class:`~gkmvlp_monai.anatomy.model.RegionBoxLoss` is
+the ``loss_function``, :class:`RegionEvalInferer` runs the network (and optionally the atlas) for the
+evaluator and :class:`RegionIoU` is the metric (mean IoU over all known region instances, and per
+region).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced
+from monai.inferers import Inferer
+from monai.transforms import Compose, MapTransform, RandomizableTransform, SelectItemsd
+from monai.utils import CommonKeys as Keys
 
-from gkmvlp_monai.anatomy.boxes import box_iou_paired, boxes_from_dict, letterbox
-from gkmvlp_monai.anatomy.model import RegionBoxLoss, RegionBoxNet
+from gkmvlp_monai.anatomy.atlas import Atlas, register_atlas
+from gkmvlp_monai.anatomy.boxes import box_iou_paired
+from gkmvlp_monai.anatomy.model import split_output
+from gkmvlp_monai.knowledge.vocab import region_names
 
-__all__ = ["prepare_sample", "augment_batch", "train_region_model", "evaluate_region_boxes", "load_items"]
+__all__ = [
+    "RandNonChestd",
+    "region_train_transforms",
+    "region_eval_transforms",
+    "prepare_region_batch",
+    "RegionIoU",
+    "iou_inputs",
+    "RegionEvalInferer",
+    "mean_iou_per_region",
+]
 
-
-def load_items(
-    items: Sequence[Mapping], base_dir: str | os.PathLike | None = None
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
-    """Load datalist items as ``(picture [W, H], boxes [29, 4], mask [29], path)`` in original pixels."""
-    from gkmvlp_monai.transforms.io import LoadCXRImage
-
-    loader = LoadCXRImage()
-    out = []
-    for it in items:
-        path = Path(it["image"])
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        img = np.asarray(loader(path).as_tensor()[0], dtype=np.float32)
-        boxes, mask = boxes_from_dict(it.get("region_boxes"))
-        out.append((img, boxes, mask, str(path)))
-    return out
-
-
-def prepare_sample(
-    image: np.ndarray | torch.Tensor, boxes: np.ndarray, mask: np.ndarray, size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Letterbox a picture and normalise its boxes.
-
-    Args:
-        image: ``[W, H]`` or ``[1, W, H]`` picture.
-        boxes: ``[29, 4]`` boxes in picture pixels.
-        mask: ``[29]`` bools.
-        size: square side.
-
-    Returns:
-        ``(image [1, S, S], boxes [29, 4] in [0, 1], mask [29])``.
-    """
-    sq, lb = letterbox(image, size)
-    nb = torch.as_tensor(lb.to_square(boxes) / size, dtype=torch.float32)
-    return sq, nb, torch.as_tensor(mask, dtype=torch.bool)
+_KEEP = ("image", "region_boxes", "region_mask")
+NEGATIVE_KINDS = ("noise", "flat", "smooth", "rot90")
 
 
-def augment_batch(
-    images: torch.Tensor, boxes: torch.Tensor, generator: torch.Generator, negative_prob: float = 0.0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random zoom/shift (boxes follow), gamma/contrast, and negatives.
+class RandNonChestd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, replace the picture by a non-chest one and flag the sample negative.
+
+    Kinds (uniform): uniform noise, a flat grey, a smooth random field, or the picture itself rotated by
+    90 degrees (a crude stand-in for a non-frontal view). The picture's metadata are kept. Every sample
+    gets ``negative_key`` (bool tensor) so batches collate.
 
     Args:
-        images: ``[B, 1, S, S]``.
-        boxes: ``[B, R, 4]`` normalised.
-        generator: torch RNG.
-        negative_prob: probability of replacing a sample by a non-chest picture.
-
-    Returns:
-        ``(images, boxes, negative [B] bool)``.
+        keys: the image key (one).
+        prob: probability of a negative sample.
+        negative_key: where the flag is written.
     """
-    b = images.shape[0]
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=generator)  # noqa: E731
-    zoom, tx, ty = u(0.85, 1.15), u(-0.08, 0.08), u(-0.08, 0.08)
-    # output normalised coord p in [-1, 1] samples input at (p - t) / zoom; along dims (x=-2, y=-1)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = 1 / zoom
-    theta[:, 1, 1] = 1 / zoom
-    theta[:, 0, 2] = -ty / zoom  # grid's last coordinate indexes the last tensor dim (y)
-    theta[:, 1, 2] = -tx / zoom
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # box coordinates in [0, 1]: q' = (q - 0.5) * zoom + 0.5 + t / 2
-    z = zoom.view(b, 1, 1)
-    shift = torch.stack([tx, ty, tx, ty], dim=-1).view(b, 1, 4) / 2
-    new_boxes = ((boxes - 0.5) * z + 0.5 + shift).clamp(0, 1)
-    gamma = u(0.7, 1.4).view(b, 1, 1, 1)
-    gain = u(0.8, 1.2).view(b, 1, 1, 1)
-    out = (out.clamp(0, 1) ** gamma * gain).clamp(0, 1)
-    negative = torch.rand(b, generator=generator) < negative_prob
-    for i in torch.nonzero(negative).flatten().tolist():
-        kind = int(torch.randint(0, 4, (1,), generator=generator))
-        s = out.shape[-1]
-        if kind == 0:
-            out[i] = torch.rand(1, s, s, generator=generator)
-        elif kind == 1:
-            out[i] = torch.rand(1, generator=generator)
-        elif kind == 2:
-            coarse = torch.rand(1, 1, 4, 4, generator=generator)
-            out[i] = F.interpolate(coarse, size=(s, s), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+    def __init__(self, keys: str = "image", prob: float = 0.1, negative_key: str = "negative") -> None:
+        RandomizableTransform.__init__(self, prob)
+        MapTransform.__init__(self, keys)
+        if len(self.keys) != 1:
+            raise ValueError("RandNonChestd works on one image key")
+        self.negative_key = negative_key
+        self._kind = 0
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self._kind = int(self.R.randint(len(NEGATIVE_KINDS)))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Maybe replace the picture; always set the flag."""
+        d = dict(data)
+        self.randomize()
+        key = self.keys[0]
+        d[self.negative_key] = torch.tensor(bool(self._do_transform))
+        if not self._do_transform:
+            return d
+        img = d[key]
+        shape = tuple(img.shape)
+        kind = NEGATIVE_KINDS[self._kind]
+        if kind == "noise":
+            new = torch.as_tensor(self.R.uniform(0, 1, shape), dtype=torch.float32)
+        elif kind == "flat":
+            new = torch.full(shape, float(self.R.uniform(0, 1)), dtype=torch.float32)
+        elif kind == "smooth":
+            coarse = torch.as_tensor(self.R.uniform(0, 1, (1, shape[0], 4, 4)), dtype=torch.float32)
+            new = F.interpolate(coarse, size=shape[1:], mode="bicubic", align_corners=False)[0].clamp(0, 1)
         else:
-            out[i] = torch.rot90(out[i], 1, dims=(-2, -1))
-    return out, new_boxes, negative
+            new = torch.rot90(torch.as_tensor(img).float(), 1, dims=(-2, -1))
+        out = img.clone()
+        out[...] = new.to(out.dtype)
+        d[key] = out
+        return d
 
 
-def train_region_model(
-    model: RegionBoxNet,
-    samples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
-    epochs: int = 10,
-    batch_size: int = 16,
-    lr: float = 1e-3,
+def region_train_transforms(
+    image_size: int = 128,
     negative_prob: float = 0.1,
-    augment: bool = True,
-    seed: int = 0,
-    log: Callable[[str], None] | None = print,
-    max_seconds: float | None = None,
-) -> list[float]:
-    """Train ``model`` on loaded samples (``load_items`` output) with AdamW and a cosine schedule.
+    crop_scale: tuple[float, float] = (0.8, 1.0),
+    crop_prob: float = 0.5,
+    scale_range: float = 0.1,
+    translate_fraction: float = 0.06,
+    intensity_prob: float = 0.5,
+    check_body_part: bool = True,
+) -> tuple[Compose, Compose]:
+    """Training pipeline for the region model, split for caching and per-sample seeding.
 
     Args:
-        model: the network (trained in place).
-        samples: ``(picture, boxes, mask, path)`` tuples in original pixels.
-        epochs: passes over the samples.
-        batch_size: batch size.
-        lr: peak learning rate.
-        negative_prob: share of negative (non-chest) samples per batch.
-        augment: apply :func:`augment_batch`.
-        seed: shuffling and augmentation seed.
-        log: per-epoch logger (``None``: silent).
-        max_seconds: stop after this wall time.
+        image_size: square side the network sees.
+        negative_prob: share of non-chest negatives (:class:`RandNonChestd`).
+        crop_scale: area range of the random resized crop (aspect 0.9-1.1).
+        crop_prob: probability of the crop.
+        scale_range: zoom range of the random affine (no rotation: boxes stay exact).
+        translate_fraction: shift range of the random affine, as a fraction of ``image_size``.
+        intensity_prob: probability of each intensity augmentation.
+        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
 
     Returns:
-        Mean training loss per epoch.
+        ``(deterministic, random)``; samples end as ``image [1, S, S]``, ``region_boxes [29, 4]`` in
+        image pixels, ``region_mask [29]`` and ``negative`` (bool).
     """
-    prepared = [prepare_sample(img, b, m, model.img_size) for img, b, m, _ in samples]
-    images = torch.stack([p[0] for p in prepared])
-    boxes = torch.stack([p[1] for p in prepared])
-    masks = torch.stack([p[2] for p in prepared])
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * max(1, int(np.ceil(len(prepared) / batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    loss_fn = RegionBoxLoss()
-    history: list[float] = []
-    t0 = time.perf_counter()
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(prepared), generator=gen)
-        total, n = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            x, y, m = images[idx], boxes[idx], masks[idx]
-            neg = None
-            if augment:
-                x, y, neg = augment_batch(x, y, gen, negative_prob)
-            out = model(x)
-            losses = loss_fn(out, y, m, neg)
-            opt.zero_grad()
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            total += losses["loss"].item() * len(idx)
-            n += len(idx)
-        history.append(total / max(n, 1))
-        if log is not None:
-            log(f"epoch {epoch + 1}/{epochs} loss {history[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            break
-    model.eval()
-    return history
+    from gkmvlp_monai.transforms.pipelines import cxr_train_transforms
+
+    det, rnd = cxr_train_transforms(
+        image_size,
+        check_body_part=check_body_part,
+        crop_scale=crop_scale,
+        crop_ratio=(0.9, 1.1),
+        crop_prob=crop_prob,
+        affine_prob=0.5,
+        rotate_degrees=0.0,
+        scale_range=scale_range,
+        translate_fraction=translate_fraction,
+        intensity_prob=intensity_prob,
+    )
+    deterministic = Compose([det, SelectItemsd(_KEEP)])
+    random = Compose([rnd, RandNonChestd("image", prob=negative_prob), SelectItemsd((*_KEEP, "negative"))])
+    return deterministic, random
 
 
-def evaluate_region_boxes(
-    predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-    samples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]],
-) -> dict:
-    """IoU per region and overall of a predictor (``picture [1, W, H] -> (boxes, confidence)``) on samples.
+def region_eval_transforms(image_size: int = 128, check_body_part: bool = True) -> Compose:
+    """Evaluation pipeline: load, square resize and pad, boxes in image pixels (deterministic)."""
+    from gkmvlp_monai.transforms.pipelines import cxr_transforms
+
+    return Compose([cxr_transforms(image_size, check_body_part=check_body_part), SelectItemsd(_KEEP)])
+
+
+def prepare_region_batch(
+    batchdata: dict[str, Any],
+    device: str | torch.device | None = None,
+    non_blocking: bool = False,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``prepare_batch`` of the region engines: the image and the box targets.
+
+    Boxes are normalised by the image's sides (``x`` by dim -2, ``y`` by dim -1), the frame of the
+    network's output.
 
     Returns:
-        ``{"per_region": [29] mean IoU (NaN where never known), "mean_iou": float (over all known
-        region instances), "mean_confidence": float, "seconds_per_image": float, "n": int}``.
+        ``(image [B, 1, S, S], {"boxes": [B, 29, 4] in [0, 1], "mask": [B, 29] bool, "negative": [B] bool})``.
+
+    Raises:
+        KeyError: the batch lacks ``image``, ``region_boxes`` or ``region_mask``.
     """
-    ious, masks, confs, secs = [], [], [], []
-    for img, boxes, mask, _ in samples:
+    for key in ("image", "region_boxes", "region_mask"):
+        if key not in batchdata:
+            raise KeyError(f"region batch lacks {key!r} (has {sorted(batchdata)})")
+    image = batchdata["image"]
+    image = image.as_tensor() if hasattr(image, "as_tensor") else torch.as_tensor(image)
+    image = image.to(device=device, non_blocking=non_blocking, dtype=torch.float32)
+    w, h = image.shape[-2], image.shape[-1]
+    scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=image.device)
+    boxes = torch.as_tensor(batchdata["region_boxes"]).to(device=image.device, dtype=torch.float32) / scale
+    mask = torch.as_tensor(batchdata["region_mask"]).to(device=image.device).bool()
+    neg = batchdata.get("negative")
+    negative = (
+        torch.zeros(image.shape[0], dtype=torch.bool, device=image.device)
+        if neg is None
+        else torch.as_tensor(neg).to(device=image.device).bool().reshape(-1)
+    )
+    return image, {"boxes": boxes, "mask": mask, "negative": negative}
+
+
+def mean_iou_per_region(
+    pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """IoU sums and counts per region.
+
+    Args:
+        pred: ``[B, R, 4]`` predicted boxes.
+        truth: ``[B, R, 4]`` true boxes (same frame).
+        mask: ``[B, R]`` bool, truth known.
+
+    Returns:
+        ``(iou [B, R], sums [R], counts [R])``.
+    """
+    iou = box_iou_paired(pred.float(), truth.float())
+    m = mask.bool()
+    return iou, (iou * m).sum(0), m.sum(0)
+
+
+class RegionIoU(Metric):
+    """Ignite metric: mean IoU of predicted region boxes over an epoch.
+
+    The overall value is the mean over all known region instances (every region of every image with a
+    true box counts once); per-region values average over the images where the region is known.
+
+    ``output_transform`` must give ``(pred, boxes, mask)`` (see :func:`iou_inputs`); ``pred`` may be the
+    network output ``[B, R, 5]`` or boxes ``[B, R, 4]``; ``None`` (a skipped batch) is ignored.
+
+    Args:
+        per_region: publish ``{prefix}mean_iou`` and ``{prefix}iou_<region>`` (spaces -> ``_``) instead of a
+            single float.
+        prefix: key prefix of the published values (per-region mode).
+        names: region names (default: the vocabulary's 29).
+        output_transform: engine output -> ``(pred, boxes, mask)``.
+        device: accumulation device.
+    """
+
+    def __init__(
+        self,
+        per_region: bool = False,
+        prefix: str = "",
+        names: Sequence[str] | None = None,
+        output_transform: Callable = lambda x: x,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.per_region, self.prefix = per_region, prefix
+        self.names = list(names) if names is not None else region_names()
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sums = torch.zeros(len(self.names), dtype=torch.float64)
+        self._counts = torch.zeros(len(self.names), dtype=torch.float64)
+
+    @reinit__is_reduced
+    def update(self, output: Any) -> None:
+        if output is None:
+            return
+        pred, boxes, mask = output
+        if pred.shape[-1] == 5:
+            pred = split_output(pred)[0]
+        _, sums, counts = mean_iou_per_region(pred.detach(), boxes.detach(), mask)
+        self._sums += sums.double().cpu()
+        self._counts += counts.double().cpu()
+
+    def compute(self) -> float | dict[str, float]:
+        if self._counts.sum() == 0:
+            raise RuntimeError("RegionIoU: no known region box was seen")
+        mean = float(self._sums.sum() / self._counts.sum())
+        if not self.per_region:
+            return mean
+        out = {f"{self.prefix}mean_iou": mean}
+        for name, s, c in zip(self.names, self._sums.tolist(), self._counts.tolist()):
+            if c > 0:
+                out[f"{self.prefix}iou_{name.replace(' ', '_')}"] = s / c
+        return out
+
+
+def iou_inputs(boxes_key: str = "boxes") -> Callable[[dict], Any]:
+    """Output transform for :class:`RegionIoU`: ``(pred[boxes_key], label boxes, label mask)``."""
+
+    def _get(output: dict) -> Any:
+        pred = output.get(Keys.PRED) if isinstance(output, dict) else None
+        if pred is None:
+            return None
+        return pred[boxes_key], output[Keys.LABEL]["boxes"], output[Keys.LABEL]["mask"]
+
+    return _get
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class RegionEvalInferer(Inferer):
+    """Evaluation pass: the network's boxes and confidence, time per image, and optionally the atlas's.
+
+    Output (``pred`` of the evaluator): ``boxes [B, R, 4]`` normalised, ``confidence [B, R]`` (sigmoid),
+    ``model_seconds`` (forward time per image of this batch); with an atlas also ``atlas_boxes``,
+    ``atlas_confidence`` and ``atlas_seconds`` (ITK registration on the same evaluation picture).
+
+    Args:
+        atlas: an :class:`Atlas` or ``.npz`` path (``None``: model only).
+    """
+
+    def __init__(self, atlas: Atlas | str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.atlas = Atlas.load(atlas) if isinstance(atlas, (str, os.PathLike)) else atlas
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+        b = inputs.shape[0]
+        _sync(inputs.device)
         t = time.perf_counter()
-        pb, conf = predict(img[None])
-        secs.append(time.perf_counter() - t)
-        ious.append(box_iou_paired(torch.as_tensor(pb, dtype=torch.float32), torch.as_tensor(boxes)).numpy())
-        masks.append(mask)
-        confs.append(float(np.mean(conf)))
-    iou_a, mask_a = np.stack(ious), np.stack(masks)
-    with np.errstate(invalid="ignore"):
-        per_region = np.where(mask_a.any(0), (iou_a * mask_a).sum(0) / mask_a.sum(0), np.nan)
-    return {
-        "per_region": per_region.tolist(),
-        "mean_iou": float((iou_a * mask_a).sum() / max(mask_a.sum(), 1)),
-        "mean_confidence": float(np.mean(confs)),
-        "seconds_per_image": float(np.mean(secs)),
-        "n": len(samples),
-    }
+        out = network(inputs)
+        _sync(inputs.device)
+        secs = (time.perf_counter() - t) / b
+        boxes, logits = split_output(out)
+        res = {
+            "boxes": boxes,
+            "confidence": torch.sigmoid(logits),
+            "model_seconds": torch.tensor(secs),
+        }
+        if self.atlas is not None:
+            ab, ac, at = [], [], []
+            for i in range(b):
+                pic = inputs[i].detach().float().cpu().numpy()
+                t = time.perf_counter()
+                bx, conf, _ = register_atlas(pic, self.atlas)
+                at.append(time.perf_counter() - t)
+                w, h = pic.shape[-2], pic.shape[-1]
+                ab.append(torch.as_tensor(np.asarray(bx) / np.array([w, h, w, h]), dtype=torch.float32))
+                ac.append(torch.as_tensor(conf, dtype=torch.float32))
+            res["atlas_boxes"] = torch.stack(ab).to(inputs.device)
+            res["atlas_confidence"] = torch.stack(ac).to(inputs.device)
+            res["atlas_seconds"] = torch.tensor(float(np.mean(at)))
+        return res

@@ -190,6 +190,42 @@ class ExtractAnatomicalRegionsd(MapTransform):
             "issues": issues,
         }
 
+    def find(self, image: Any, source: str | None = None) -> dict:
+        """Boxes of one picture through the cache, warning on low confidence.
+
+        Args:
+            image: ``[1, W, H]`` picture (or its file name).
+            source: name used in warnings (default: the picture's file name).
+
+        Returns:
+            The cache entry (see :meth:`extract`) plus ``"low_confidence"`` (bool) and ``"source"``.
+        """
+        if isinstance(image, (str, os.PathLike)):
+            from gkmvlp_monai.transforms.io import LoadCXRImage
+
+            source = source or str(image)
+            image = LoadCXRImage()(image)
+        source = source or _source_name(image, {})
+        cache_key = image_content_hash(image) + "_" + self._cache_tag()
+        entry = self._read_cache(cache_key)
+        if entry is None:
+            entry = self.extract(image)
+            entry["source"] = source
+            self.computed += 1
+            self._write_cache(cache_key, entry)
+        score = float(entry["score"])
+        low = score < self.min_confidence
+        if low:
+            warnings.warn(
+                f"{source}: anatomical regions found with low confidence {score:.2f} by {entry['method']} "
+                f"(lateral view, non-chest image or no lungs visible?); "
+                f"{'boxes dropped' if self.low_confidence == 'drop' else 'boxes kept'}; "
+                + "; ".join(entry["issues"]),
+                LowConfidenceRegionsWarning,
+                stacklevel=3,
+            )
+        return {**entry, "source": source, "low_confidence": low}
+
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Fill in missing region boxes of one sample.
 
@@ -206,38 +242,15 @@ class ExtractAnatomicalRegionsd(MapTransform):
                 d[self.method_key], d[self.confidence_key] = "truth", 1.0
                 continue
             image = d[key]
-            if isinstance(image, (str, os.PathLike)):
-                from gkmvlp_monai.transforms.io import LoadCXRImage
-
-                source = str(image)
-                image = LoadCXRImage()(image)
-            else:
-                source = _source_name(image, d)
-            cache_key = image_content_hash(image) + "_" + self._cache_tag()
-            entry = self._read_cache(cache_key)
-            if entry is None:
-                entry = self.extract(image)
-                entry["source"] = source
-                self.computed += 1
-                self._write_cache(cache_key, entry)
-            score = float(entry["score"])
-            low = score < self.min_confidence
-            if low:
-                warnings.warn(
-                    f"{source}: anatomical regions found with low confidence {score:.2f} by {entry['method']} "
-                    f"(lateral view, non-chest image or no lungs visible?); "
-                    f"{'boxes dropped' if self.low_confidence == 'drop' else 'boxes kept'}; "
-                    + "; ".join(entry["issues"]),
-                    LowConfidenceRegionsWarning,
-                    stacklevel=2,
-                )
-            if low and self.low_confidence == "drop":
+            source = str(image) if isinstance(image, (str, os.PathLike)) else _source_name(image, d)
+            entry = self.find(image, source)
+            if entry["low_confidence"] and self.low_confidence == "drop":
                 d[self.boxes_key] = {}
                 d[self.method_key] = "none"
             else:
                 d[self.boxes_key] = boxes_to_dict(np.asarray(entry["boxes"], dtype=np.float32))
                 d[self.method_key] = entry["method"]
-            d[self.confidence_key] = score
+            d[self.confidence_key] = float(entry["score"])
         return d
 
 
