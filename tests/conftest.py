@@ -17,3 +17,19 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def iu_synth_tiny(tmp_path_factory) -> str:
+    """A 40-report iu-synth build at 64 px (datalist path), shared by the bundle tests.
+
+    Skipped, with the reason, when the torchxrayvision wheel (IU reports, lung masks) cannot be had.
+    """
+    from gkmvlp_monai.data.iu_synth import build_iu_synth
+    from gkmvlp_monai.data.xrv_assets import AssetUnavailableError
+
+    out = tmp_path_factory.mktemp("iu_synth_tiny")
+    try:
+        return str(build_iu_synth(out, limit=40, seed=0, size=64, workers=1))
+    except AssetUnavailableError as err:
+        pytest.skip(f"iu-synth needs the torchxrayvision wheel: {err}")

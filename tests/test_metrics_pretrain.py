@@ -70,3 +70,17 @@ def test_auc_metric_top_k_and_undefined_classes():
     assert out["zs_AUC_a"] == 1.0 and "zs_AUC_c" not in out  # c has no positive: undefined, not faked
     assert out["zs_macro_AUC"] == 1.0  # top-1 by positives is "a"
     assert not math.isnan(out["zs_macro_AUC"])
+
+
+def test_auc_metric_top_k_among_candidates_only():
+    names = ["normal", "a", "b"]
+    probs = torch.tensor([[0.9, 0.9, 0.1], [0.8, 0.1, 0.9], [0.7, 0.8, 0.2], [0.1, 0.2, 0.3]])
+    targets = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    m = MultiLabelAUC(names, top_k=1, candidates=["a", "b"])
+    m.reset()
+    m.update((probs, targets))
+    out = m.compute()
+    assert m.chosen == ["a"]  # "normal" has the most positives but is not a candidate
+    assert out["macro_AUC"] == out["AUC_a"]
+    with pytest.raises(ValueError, match="not among"):
+        MultiLabelAUC(names, candidates=["zzz"])

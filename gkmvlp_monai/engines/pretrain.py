@@ -158,18 +158,26 @@ class PretrainEvalInferer(Inferer):
     plus what the metrics need from the batch (report texts, entity targets).
 
     Args:
-        target_key: batch key of the entity states used as zero-shot targets.
+        fallback_key: key used when ``target_key`` is absent (data sets without image truth).
+        target_key: batch key of the zero-shot targets: entity states (int64: converted by
+            :func:`entity_eval_targets`) or ready float targets (1 / 0 / -1 ignored, e.g. iu-synth's drawn
+            truth from ``DrawnEntityTargetsd``), passed through as they are.
     """
 
-    def __init__(self, target_key: str = "entity_state") -> None:
+    def __init__(self, target_key: str = "entity_truth", fallback_key: str = "entity_state") -> None:
         super().__init__()
         self.target_key = target_key
+        self.fallback_key = fallback_key
 
     def __call__(self, inputs: dict[str, Any], network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
         out = dict(network(inputs))
         out["report"] = list(inputs.get("report", []))
-        if self.target_key in inputs:
-            out["entity_targets"] = entity_eval_targets(inputs[self.target_key])
+        key = self.target_key if self.target_key in inputs else self.fallback_key
+        if key in inputs:
+            targets = inputs[key]
+            out["entity_targets"] = (
+                targets.float() if targets.is_floating_point() else entity_eval_targets(targets)
+            )
         return out
 
 
@@ -311,6 +319,7 @@ class TrainingCheckpoints:
         network, optimizer, lr_scheduler: objects whose state is saved.
         interval: iterations between "last" checkpoints (so a killed run loses at most this many).
         resume: load the newest ``checkpoint*.pt`` in ``save_dir`` when training starts.
+        save: write checkpoints (``False`` on DDP ranks other than 0; they still resume).
         validator: evaluator whose key metric selects ``best_checkpoint.pt`` (optional).
     """
 
@@ -322,9 +331,11 @@ class TrainingCheckpoints:
         lr_scheduler: Any = None,
         interval: int = 200,
         resume: bool = False,
+        save: bool = True,
         validator: Engine | None = None,
     ) -> None:
         self.save_dir = save_dir
+        self.save = save
         self.objects = {"model": network, "optimizer": optimizer}
         if lr_scheduler is not None:
             self.objects["lr_scheduler"] = lr_scheduler
@@ -339,6 +350,8 @@ class TrainingCheckpoints:
         if self.resume:
             path = latest_checkpoint(self.save_dir)
             CheckpointLoader(load_path=path, load_dict=state, map_location=engine.state.device).attach(engine)
+        if not self.save:
+            return
         CheckpointSaver(
             save_dir=self.save_dir,
             save_dict=state,

@@ -421,3 +421,15 @@ def context_vocab() -> ContextVocab:
         section_headers=frozenset(" ".join(tokenize(h)) for h in doc["section_headers"]),
         normal_words=tuple(doc["normal_words"]),
     )
+
+
+def default_region_boxes(image_size: int) -> list[list[float]]:
+    """Default ``[29, 4]`` region boxes (pixels of an ``image_size`` square image, vocabulary order).
+
+    From ``configs/vocab/region_layout.json`` (a median layout); only for images without region boxes.
+    """
+    layout = load_vocab_file("region_layout.json")["boxes"]
+    missing = [n for n in region_names() if n not in layout]
+    if missing:
+        raise KeyError(f"configs/vocab/region_layout.json lacks regions {missing}")
+    return [[v * image_size for v in layout[n]] for n in region_names()]

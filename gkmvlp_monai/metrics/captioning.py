@@ -16,7 +16,6 @@ When Java (or the METEOR jar) is missing, METEOR is reported as NaN (``null`` in
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -115,26 +114,13 @@ def caption_scores(
     return out
 
 
-def gather_string_lists(lists: tuple[list[str], ...]) -> tuple[list[str], ...]:
-    """All ranks' string lists, concatenated in rank order (identity without distributed training)."""
-    import ignite.distributed as idist
-
-    if idist.get_world_size() <= 1:
-        return lists
-    gathered = idist.all_gather(json.dumps(lists))
-    merged: tuple[list[str], ...] = tuple([] for _ in lists)
-    for blob in gathered:
-        for acc, part in zip(merged, json.loads(blob)):
-            acc.extend(part)
-    return merged
-
-
 class CaptionMetrics(Metric):
     """Ignite metric: accumulates generated and reference reports over an epoch, then
     :func:`caption_scores`; publishes every score flattened into ``engine.state.metrics``.
 
     ``output_transform`` must return ``(generated list[str], references list[str])`` (``None`` for a
     skipped batch). The key given to ``attach`` holds ``bleu4`` (the usual model-selection score).
+    Not reduced across processes: in the multi-GPU config every rank validates the whole split.
 
     Args:
         meteor: compute METEOR (Java); off during validation to save the JVM start.
@@ -170,7 +156,7 @@ class CaptionMetrics(Metric):
         self._ref.extend(str(r) for r in ref)
 
     def compute(self) -> float:
-        hyp, ref = gather_string_lists((self._hyp, self._ref))
+        hyp, ref = self._hyp, self._ref
         if not hyp:
             raise RuntimeError("CaptionMetrics needs at least one report before compute()")
         self.scores = caption_scores(ref, hyp, meteor=self.meteor)

@@ -52,7 +52,8 @@ class MultiLabelAUC(Metric):
         prefix: key prefix.
         top_k: if set, the macro AUC (``"{prefix}macro_AUC"``) averages only the ``top_k`` classes with the
             most positives in the evaluated data (e.g. the 8 most frequent findings); all per-class AUCs are
-            still published.
+            still published, and the chosen classes are logged.
+        candidates: names eligible for the ``top_k`` choice (e.g. abnormal findings only; default all).
     """
 
     def __init__(
@@ -60,12 +61,20 @@ class MultiLabelAUC(Metric):
         names: Sequence[str],
         prefix: str = "",
         top_k: int | None = None,
+        candidates: Sequence[str] | None = None,
         output_transform=lambda x: x,
         device="cpu",
     ) -> None:
         self.names = list(names)
         self.prefix = prefix
         self.top_k = top_k
+        unknown = sorted(set(candidates or []) - set(self.names))
+        if unknown:
+            raise ValueError(f"candidates {unknown} are not among the class names")
+        self.candidates = (
+            [self.names.index(n) for n in candidates] if candidates else list(range(len(self.names)))
+        )
+        self.chosen: list[str] = []
         super().__init__(output_transform=output_transform, device=device, metrics_result_mode="flatten")
 
     @reinit__is_reduced
@@ -88,10 +97,13 @@ class MultiLabelAUC(Metric):
         if probs.shape[1] != len(self.names):
             raise ValueError(f"got {probs.shape[1]} classes, expected {len(self.names)} names")
         per = masked_multilabel_auc(probs, targets)
-        chosen = range(len(self.names))
+        chosen = list(self.candidates)
         if self.top_k is not None:
-            positives = (targets == 1).sum(0)
-            chosen = positives.argsort(descending=True)[: self.top_k].tolist()
+            positives = (targets == 1).sum(0)[chosen]
+            chosen = [
+                chosen[i] for i in positives.argsort(descending=True, stable=True)[: self.top_k].tolist()
+            ]
+        self.chosen = [self.names[i] for i in chosen]
         out = {f"{self.prefix}AUC_{n}": v for n, v in zip(self.names, per) if v is not None}
         out[f"{self.prefix}macro_AUC"] = macro_auc([per[i] for i in chosen])
         return out

@@ -21,7 +21,6 @@ from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 
 from gkmvlp_monai.knowledge.vocab import entities
-from gkmvlp_monai.metrics.captioning import gather_string_lists
 
 ENTITY_KINDS = ("normal", "abnormal", "catch-all")
 
@@ -166,7 +165,7 @@ class ClinicalEfficacy(Metric):
         self._ref.extend(str(r) for r in ref)
 
     def compute(self) -> float:
-        hyp, ref = gather_string_lists((self._hyp, self._ref))
+        hyp, ref = self._hyp, self._ref
         if not hyp:
             raise RuntimeError("ClinicalEfficacy needs at least one report before compute()")
         refs = [positive_entities(self.report_filter, r, self.keep) for r in ref]

@@ -26,6 +26,28 @@ from gkmvlp_monai.networks.text import TextEncoder, load_tokenizer, tiny_bert_co
 LOSS_NAMES = ("itc", "itm", "lm", "ecls", "grounding")
 
 
+def trim_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the trailing token columns that are padding in every row of the batch.
+
+    Masked positions never influence real tokens (text encoder, ITM fusion, causal decoder) and carry no
+    loss, so the outputs at real tokens are unchanged while every text stage runs on the batch's longest
+    report instead of the fixed ``max_text_length``. Costs one host synchronisation.
+
+    Args:
+        input_ids: ``[B, L]`` token ids.
+        attention_mask: ``[B, L]`` 1 for real tokens.
+
+    Returns:
+        ``(input_ids[:, :n], attention_mask[:, :n])`` with ``n`` one past the last real column (at least 1).
+    """
+    cols = attention_mask.bool().any(0)
+    pos = torch.arange(1, cols.shape[0] + 1, device=cols.device)
+    n = max(int((pos * cols).max()), 1)
+    if n == input_ids.shape[1]:
+        return input_ids, attention_mask
+    return input_ids[:, :n], attention_mask[:, :n]
+
+
 class GKMVLP(nn.Module):
     """Grounded knowledge-enhanced vision-language pre-training network.
 
@@ -189,21 +211,32 @@ class GKMVLP(nn.Module):
 
         Returns:
             dict with ``loss`` (weighted total), ``loss_<name>`` for each computed objective, ``ecls_probs``
-            ``[B, E, 3]``, ``patch_attn`` ``[B, E, h, w]`` and, when the text branch ran, ``image_embed``/
+            ``[B, E, 3]``, ``patch_attn`` ``[B, E, h, w]`` (not in training mode when no objective needs the
+            GK module: then region pooling and the GK module are skipped) and, when the text branch ran, ``image_embed``/
             ``text_embed`` (normalised) and ``sim_i2t``.
         """
         w = self.weights
         image = batch["image"]
-        prompt = batch.get("entity_regions") if (self.report_prompts and self.training) else None
-        vis = self.visual_features(image, batch["region_boxes"], batch["region_mask"], prompt)
-        out: dict[str, torch.Tensor] = {
-            "ecls_probs": vis["ecls_logits"].softmax(-1),
-            "patch_attn": vis["patch_attn"],
-        }
-        losses: dict[str, torch.Tensor] = {}
         has_text = "input_ids" in batch and "attention_mask" in batch
+        has_state = "entity_state" in batch
+        # region pooling + GK module only when an objective (or evaluation) consumes them
+        need_gk = (
+            not self.training
+            or (has_state and (w["ecls"] > 0 or (w["grounding"] > 0 and "entity_regions" in batch)))
+            or (has_text and (w["itm"] > 0 or w["lm"] > 0))
+        )
+        out: dict[str, torch.Tensor] = {}
+        if need_gk:
+            prompt = batch.get("entity_regions") if (self.report_prompts and self.training) else None
+            vis = self.visual_features(image, batch["region_boxes"], batch["region_mask"], prompt)
+            out.update(ecls_probs=vis["ecls_logits"].softmax(-1), patch_attn=vis["patch_attn"])
+        else:
+            _, glob = self.image_encoder(image)
+            vis = {"global": glob}
+        losses: dict[str, torch.Tensor] = {}
+        if has_text:
+            ids, mask = trim_padding(batch["input_ids"], batch["attention_mask"])
         if has_text and (w["itc"] > 0 or w["itm"] > 0):
-            ids, mask = batch["input_ids"], batch["attention_mask"]
             text_tokens, text_pooled = self.text_encoder(ids, mask)
             image_embed = self.image_proj(vis["global"])
             text_embed = self.text_proj(text_pooled)
@@ -224,9 +257,12 @@ class GKMVLP(nn.Module):
                 itm = self.itm_loss(self.fusion, text_tokens, mask, vis["memory"], sim, same)
                 losses["itm"] = itm["loss"]
         if has_text and w["lm"] > 0:
-            ids, mask = batch["input_ids"], batch["attention_mask"]
-            logits = self.decoder(ids[:, :-1], vis["memory"], mask[:, :-1])
-            losses["lm"] = self.lm_loss(logits, ids, mask)
+            # logits only where a real next token is predicted (the vocabulary projection is the
+            # decoder's largest matmul; padding positions would be ignored by the loss anyway)
+            hidden = self.decoder.hidden(ids[:, :-1], vis["memory"], mask[:, :-1])
+            target = self.lm_loss.targets(ids, mask)
+            keep = target >= 0
+            losses["lm"] = self.lm_loss.from_selected(self.decoder.project(hidden[keep]), target[keep])
         if "entity_state" in batch and w["ecls"] > 0:
             losses["ecls"] = self.ecls_loss(vis["ecls_logits"], batch["entity_state"])
         if "entity_state" in batch and "entity_regions" in batch and w["grounding"] > 0:
@@ -358,7 +394,16 @@ class GKMVLPEntityPredictor(nn.Module):
         region_mask: torch.Tensor | Sequence[bool] | None = None,
     ) -> None:
         super().__init__()
-        self.model = model
+        # The model's parts are registered at the top level, so this wrapper's state-dict keys equal a
+        # GK-MVLP checkpoint's: ``models/model.pt`` loads into either, and MONAI's ``ckpt_export`` (which
+        # copies by key name and silently skips mismatches) really loads the trained weights.
+        for name, child in model.named_children():
+            self.add_module(name, child)
+        for name, param in model.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        for name, buf in model.named_buffers(recurse=False):
+            self.register_buffer(name, buf)
+        object.__setattr__(self, "model", model)  # not registered: that would duplicate every key
         boxes = torch.as_tensor(region_boxes, dtype=torch.float32)
         mask = (
             torch.ones(boxes.shape[0], dtype=torch.bool)
