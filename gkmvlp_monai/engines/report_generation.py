@@ -248,8 +248,12 @@ class GKMVLPReportGenerator(nn.Module):
     Args:
         model: a GK-MVLP network with a report decoder.
         image_size: side the default boxes are made for (inputs of another size get scaled boxes).
-        max_length: generated tokens (capped by the decoder's position table minus BOS).
+        max_length: generated tokens, at most the decoder's position table minus BOS (the output's fixed
+            second dimension).
         repetition_penalty: CTRL-style repetition penalty (1.0 off).
+
+    Raises:
+        ValueError: no decoder, or ``max_length`` out of range.
     """
 
     def __init__(
@@ -265,7 +269,12 @@ class GKMVLPReportGenerator(nn.Module):
             "region_boxes", torch.as_tensor(default_region_boxes(image_size), dtype=torch.float32), False
         )
         self.image_size = image_size
-        self.max_length = min(max_length, model.decoder.max_length - 1)
+        if not 1 <= max_length <= model.decoder.max_length - 1:
+            raise ValueError(
+                f"max_length {max_length} outside [1, {model.decoder.max_length - 1}] (the decoder's position "
+                "table minus BOS; set export_max_length and the metadata's pred num_channels to match)"
+            )
+        self.max_length = max_length
         self.repetition_penalty = repetition_penalty
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
