@@ -330,7 +330,7 @@ def presence_questions(label_names: Sequence[str]) -> list[str]:
 
 
 def default_region_boxes(image_size: int) -> torch.Tensor:
-    """The phantom's canonical region layout ``[29, 4]`` in pixels of an ``image_size`` square image."""
-    from gkmvlp_monai.anatomy.phantom import canonical_boxes
+    """The shared default region layout ``[29, 4]`` (``knowledge.vocab.default_region_boxes``) as a tensor."""
+    from gkmvlp_monai.knowledge.vocab import default_region_boxes as layout
 
-    return torch.as_tensor(canonical_boxes(), dtype=torch.float32) * image_size
+    return torch.as_tensor(layout(image_size), dtype=torch.float32)
