@@ -70,6 +70,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "grounding loss": ("grounding_loss",),
 }
 MODULE_STAGE = {m: label for label, mods in STAGES.items() for m in mods}
+# sub-module methods the network calls directly (not through ``__call__``, so no module hooks fire)
+STAGE_METHODS = {"decoder": ("hidden", "project"), "lm_loss": ("from_selected",)}
 FWD_OTHER = "forward glue"
 OUTSIDE = ("data wait", "to device", "optimizer", "zero_grad + loop")
 ENCODER_STAGES = ("image encoder", "text encoder", "ITC proj + loss")
@@ -119,12 +121,17 @@ class StageTracker:
         self.seq_bounds: list[tuple[int, str]] = []
         self._probe = torch.zeros((), requires_grad=True)
         self.handles = []
+        self._wrapped: list[tuple[Any, str]] = []
         for name, label in MODULE_STAGE.items():
             mod = getattr(model, name, None)
             if mod is None:
                 continue
             self.handles.append(mod.register_forward_pre_hook(self._pre(label)))
             self.handles.append(mod.register_forward_hook(self._post))
+            for meth in STAGE_METHODS.get(name, ()):
+                if hasattr(mod, meth):
+                    setattr(mod, meth, self._wrap(getattr(mod, meth), label))
+                    self._wrapped.append((mod, meth))
 
     def boundary(self, label: str) -> None:
         """Open an interval labelled ``label``."""
@@ -148,6 +155,18 @@ class StageTracker:
 
         return hook
 
+    def _wrap(self, fn: Any, label: str) -> Any:
+        pre = self._pre(label)
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            pre(None, args)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._post(None, args, None)
+
+        return wrapped
+
     def _post(self, module, args, output):
         self.stack.pop()
         self.boundary(self.stack[-1] if self.stack else FWD_OTHER)
@@ -156,6 +175,8 @@ class StageTracker:
         """Remove the hooks."""
         for h in self.handles:
             h.remove()
+        for mod, meth in self._wrapped:
+            delattr(mod, meth)
 
 
 class StageFlopCounter(FlopCounterMode):

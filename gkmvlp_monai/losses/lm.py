@@ -29,10 +29,18 @@ class LMLoss(nn.Module):
         Returns:
             scalar loss (mean over predicted real tokens).
         """
-        target = input_ids[:, 1:].masked_fill(~attention_mask[:, 1:].bool(), -100)
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            target.reshape(-1),
-            ignore_index=-100,
-            label_smoothing=self.label_smoothing,
-        )
+        target = self.targets(input_ids, attention_mask)
+        return self.from_selected(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+    @staticmethod
+    def targets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, L - 1]`` next-token targets: ``input_ids[:, 1:]`` with padding set to -100 (ignored)."""
+        return input_ids[:, 1:].masked_fill(~attention_mask[:, 1:].bool(), -100)
+
+    def from_selected(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss from flat ``[N, V]`` logits and ``[N]`` targets (-100 ignored).
+
+        Equals :meth:`forward` when only the positions with a real target are passed (what the network
+        does to skip the vocabulary projection at padding positions).
+        """
+        return F.cross_entropy(logits, target, ignore_index=-100, label_smoothing=self.label_smoothing)
