@@ -219,3 +219,37 @@ def test_train_resume_evaluate_zero_shot_infer_export(tmp_path, chexpert_datalis
     traced = torch.jit.load(str(ts))
     assert torch.equal(traced.state_dict()["head.weight"], state["head.weight"])
     assert traced(torch.rand(2, 1, 64, 64)).shape == (2, 14)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_multi_gpu_config_runs_with_two_cpu_processes(tmp_path, chexpert_datalist):
+    import subprocess
+    import sys
+
+    cpu = tmp_path / "cpu_ddp.json"
+    cpu.write_text(json.dumps({"device": "$torch.device('cpu')", "backend": "gloo"}))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        f"['configs/train.json','configs/multi_gpu_train.json','{cpu}']",
+        *_args(tmp_path, chexpert_datalist, max_epochs=1, pretrained_ckpt=None, mode="finetune"),
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert (tmp_path / "models" / "checkpoint_final.pt").is_file()
