@@ -33,8 +33,9 @@ def cxr_deterministic_transforms(
     with_boxes: bool = True,
     load_size: int | None = None,
     check_body_part: bool = True,
+    region_extractor: MapTransform | None = None,
 ) -> list[MapTransform]:
-    """The cacheable part: load, box arrays, resize longest side and pad square.
+    """The cacheable part: load, (region extraction), box arrays, resize longest side and pad square.
 
     Args:
         image_size: output side length when no ``load_size`` is given.
@@ -42,11 +43,17 @@ def cxr_deterministic_transforms(
         with_boxes: convert ``region_boxes`` / ``lesion_boxes`` into arrays (still in original pixels).
         load_size: side length of the cached square image (e.g. 256 before a 224 random crop).
         check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        region_extractor: optional transform inserted right after loading that fills in
+            ``region_boxes`` for items without them (e.g.
+            ``gkmvlp_monai.anatomy.transforms.ExtractAnatomicalRegionsd``; it leaves items with boxes
+            alone). ``None`` (default): items without boxes keep an all-absent ``region_mask``.
 
     Returns:
         A list of dictionary transforms.
     """
     steps: list[MapTransform] = [LoadCXRImaged(image_key, check_body_part=check_body_part)]
+    if region_extractor is not None:
+        steps.append(region_extractor)
     if with_boxes:
         steps.append(PrepareBoxesd())
     steps.append(ResizeLongestPadd(image_key, load_size or image_size))
@@ -105,6 +112,7 @@ def cxr_transforms(
     with_boxes: bool = True,
     load_size: int | None = None,
     check_body_part: bool = True,
+    region_extractor: MapTransform | None = None,
     **augment: float | tuple[float, float],
 ) -> Compose:
     """The full chest X-ray pipeline: deterministic steps, then (train) augmentations, then boxes.
@@ -117,6 +125,8 @@ def cxr_transforms(
             ``lesion_boxes`` (-> ``[N, 4]`` + ``lesion_mask``) into the output image's pixels.
         load_size: cached square size before the random crop (defaults to ``image_size``).
         check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        region_extractor: optional region-box extraction right after loading, for items without
+            ``region_boxes`` (see :func:`cxr_deterministic_transforms`).
         augment: keyword arguments of ``cxr_random_transforms`` (``crop_scale``, ``affine_prob``, ...).
 
     Returns:
@@ -125,7 +135,9 @@ def cxr_transforms(
     Raises:
         TypeError: unknown augmentation keyword.
     """
-    steps = cxr_deterministic_transforms(image_size, image_key, with_boxes, load_size, check_body_part)
+    steps = cxr_deterministic_transforms(
+        image_size, image_key, with_boxes, load_size, check_body_part, region_extractor
+    )
     if train:
         steps += cxr_random_transforms(image_size, image_key, **augment)
     elif augment:
@@ -144,6 +156,7 @@ def cxr_train_transforms(
     image_key: str = "image",
     load_size: int | None = None,
     check_body_part: bool = True,
+    region_extractor: MapTransform | None = None,
     **augment: float | tuple[float, float],
 ) -> tuple[Compose, Compose]:
     """The train pipeline split in two for caching and per-sample seeding.
@@ -153,6 +166,8 @@ def cxr_train_transforms(
         image_key: image key.
         load_size: cached square size before the random crop (defaults to ``image_size``).
         check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        region_extractor: optional region-box extraction right after loading, for items without
+            ``region_boxes`` (cached with the deterministic part; see :func:`cxr_deterministic_transforms`).
         augment: keyword arguments of :func:`cxr_random_transforms`.
 
     Returns:
@@ -160,7 +175,9 @@ def cxr_train_transforms(
         the final mapping of the boxes into the augmented image's pixels.
     """
     deterministic = Compose(
-        cxr_deterministic_transforms(image_size, image_key, True, load_size, check_body_part)
+        cxr_deterministic_transforms(
+            image_size, image_key, True, load_size, check_body_part, region_extractor
+        )
     )
     random = Compose(
         cxr_random_transforms(image_size, image_key, **augment)

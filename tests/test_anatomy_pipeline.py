@@ -1,0 +1,34 @@
+"""Pipeline wiring: cxr_transforms fills in region boxes for items without them when given an extractor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gkmvlp_monai.anatomy.atlas import Atlas
+from gkmvlp_monai.anatomy.phantom import PhantomPose, chest_phantom
+from gkmvlp_monai.anatomy.transforms import ExtractAnatomicalRegionsd
+from gkmvlp_monai.transforms.pipelines import cxr_transforms
+
+
+@pytest.fixture(scope="module")
+def atlas() -> Atlas:
+    imgs, boxes = zip(*[chest_phantom(128, 128, PhantomPose(1.0 + 0.02 * i, 1.0), seed=i) for i in range(3)])
+    return Atlas.from_images(list(imgs), list(boxes), size=128)
+
+
+def test_item_without_boxes_gets_them(atlas: Atlas, tmp_path) -> None:
+    img, _ = chest_phantom(128, 128, PhantomPose(1.03, 0.98), seed=5)  # [W, H]
+    path = tmp_path / "chest.png"
+    Image.fromarray((np.clip(img.T, 0, 1) * 255).astype(np.uint8)).save(path)
+    plain = cxr_transforms(64)({"image": str(path)})
+    assert not plain["region_mask"].any()  # default behaviour unchanged: no boxes, all regions absent
+    wired = cxr_transforms(64, region_extractor=ExtractAnatomicalRegionsd(atlas=atlas))({"image": str(path)})
+    assert wired["region_mask"].sum() >= 25 and wired["region_method"] == "atlas"
+    assert wired["region_boxes"].shape == (29, 4) and float(wired["region_boxes"].max()) <= 64
+    truth = {"right lung": [10.0, 20.0, 60.0, 100.0]}
+    kept = cxr_transforms(64, region_extractor=ExtractAnatomicalRegionsd(atlas=atlas))(
+        {"image": str(path), "region_boxes": truth}
+    )
+    assert kept["region_method"] == "truth" and kept["region_mask"].sum() == 1
