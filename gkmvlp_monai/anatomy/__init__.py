@@ -6,7 +6,8 @@
 - :mod:`.atlas`: training-free fallback, ITK affine registration of a template with its boxes.
 - :mod:`.transforms`: ``ExtractAnatomicalRegionsd`` (fills missing boxes, records method and confidence,
   caches per image, warns on low confidence).
-- :mod:`.train`: sample preparation, augmentation, a small training loop and IoU evaluation.
+- :mod:`.train`: MONAI-engine glue (transforms with box tracking and negatives, prepare_batch, IoU metric,
+  evaluation inferer with the atlas); :mod:`.inference`: bundle inference (JSON + PNG overlay), atlas building.
 - :mod:`.phantom`: a parametric chest phantom with exact boxes (tests, smoke runs).
 """
 
