@@ -100,7 +100,7 @@ def test_make_dataset_arguments(tmp_path):
 
 
 def test_demo_summary(tmp_path):
-    from gkmvlp_monai.apps.demo import run_image_pipeline_demo
+    from gkmvlp_monai.apps.image_pipeline_demo import run_image_pipeline_demo
 
     summary = run_image_pipeline_demo(tmp_path / "samples", image_size=64)
     ok = [f for f in summary["files"] if f["ok"]]

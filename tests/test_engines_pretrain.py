@@ -62,3 +62,24 @@ def test_no_clipping_when_disabled():
 def test_prepare_dict_batch_keeps_strings():
     batch, target = prepare_dict_batch({"x": torch.ones(1), "text": ["a"]}, "cpu")
     assert target is None and batch["text"] == ["a"]
+
+
+def test_latest_checkpoint_is_the_newest_file(tmp_path):
+    import os
+    import time
+
+    import pytest
+
+    from gkmvlp_monai.engines.pretrain import latest_checkpoint
+
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        latest_checkpoint(str(tmp_path))
+    a = tmp_path / "checkpoint_iteration=10.pt"
+    b = tmp_path / "checkpoint_final.pt"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    now = time.time()
+    os.utime(a, (now - 10, now - 10))
+    assert latest_checkpoint(str(tmp_path)) == str(b)
+    os.utime(a, (now + 10, now + 10))
+    assert latest_checkpoint(str(tmp_path)) == str(a)

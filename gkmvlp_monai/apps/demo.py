@@ -1,9 +1,17 @@
-"""Demo of the image pipeline: ``python -m gkmvlp_monai.apps.demo [--out runs/demo/samples] [--size 224]``.
+"""The README's main command: ``python -m gkmvlp_monai.apps.demo``.
 
-Writes a few sample radiographs (DICOM: MONOCHROME1, 16-bit, compressed; PNG 8/16-bit) plus one
-deliberately corrupt file, runs them through the robust dataset and the chest X-ray pipeline, and prints
-a summary per file (reader, photometric, original size, output shape, intensity range) and the number
-of skipped samples. The logic lives in ``run_image_pipeline_demo`` so the demo can grow.
+Stages (each skipped when its outputs already exist, unless ``--force``):
+
+1. ``images``: sample DICOM/PNG files through the chest X-ray image pipeline (one corrupt file is skipped).
+2. ``data``: build the offline demo set ``iu-synth`` (3,955 IU reports rendered on real lung masks).
+3. ``pretrain``: pre-train GK-MVLP with the ``gkmvlp_pretrain`` bundle at the documented CPU setting
+   (``configs/demo_cpu.json``), then evaluate it on the test split.
+4. ``downstream``: classification, localization, report generation and VQA studies (pre-trained vs
+   scratch, 10 % and 100 % of the training split), each through its bundle.
+5. ``summary``: one page of figures, ``<out>/summary.md`` and ``<out>/summary.png``.
+
+``--quick`` runs every stage on tiny settings (a 40-report set at 64 px, tiny model, one epoch) to check
+the wiring in a few minutes; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -11,143 +19,171 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
+from gkmvlp_monai.paths import REPO_ROOT, data_dir
 
-from gkmvlp_monai.data.dataset import is_skip_marker, make_dataset
-from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
-from gkmvlp_monai.knowledge.vocab import region_names
+STAGES = ("images", "data", "pretrain", "downstream", "summary")
+TASKS = ("classification", "localization", "report_generation", "vqa")
+PRETRAIN_BUNDLE = REPO_ROOT / "bundles" / "gkmvlp_pretrain"
 
-__all__ = ["write_demo_samples", "run_image_pipeline_demo", "main"]
-
-DEFAULT_OUT = Path("runs/demo/samples")
+logger = logging.getLogger("gkmvlp_monai.demo")
 
 
-def _phantom(rows: int, cols: int, seed: int) -> np.ndarray:
-    """A chest-like picture in [0, 1]: bright mediastinum and body, dark lungs, some noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:rows, :cols].astype(np.float64)
-    u, v = xx / cols - 0.5, yy / rows - 0.5
-    body = np.exp(-((u / 0.42) ** 8) - ((v / 0.48) ** 8))
-    lungs = sum(np.exp(-(((u - cx) / 0.15) ** 2) - ((v + 0.02) / 0.3) ** 2) for cx in (-0.2, 0.2))
-    pic = 0.15 + 0.65 * body - 0.45 * lungs + rng.normal(0, 0.01, (rows, cols))
-    return np.clip(pic, 0, 1)
+def _banner(text: str) -> None:
+    print(f"\n=== {text} " + "=" * max(0, 70 - len(text)), flush=True)
 
 
-def write_demo_samples(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Write the demo files; returns datalist items (the last one is a deliberately corrupt file).
-
-    Args:
-        out_dir: folder for the files (created).
-
-    Returns:
-        Datalist items with ``image`` and, for some, ``region_boxes``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    lung = {name: box for name, box in zip(region_names()[:2], ([60, 90, 230, 420], [290, 90, 460, 420]))}
-    items: list[dict[str, Any]] = []
-    specs = [
-        (
-            "dx_mono1_16bit_j2k.dcm",
-            dict(photometric="MONOCHROME1", bits_stored=16, transfer_syntax="jpeg2000-lossless"),
-        ),
-        (
-            "cr_mono2_12bit_jpegls.dcm",
-            dict(bits_stored=12, transfer_syntax="jpeg-ls", modality="CR", window=(2048, 3000)),
-        ),
-        ("dx_mono1_12bit_rle.dcm", dict(photometric="MONOCHROME1", bits_stored=12, transfer_syntax="rle")),
-    ]
-    for i, (name, kwargs) in enumerate(specs):
-        bits = int(kwargs["bits_stored"])
-        pic = np.round(_phantom(600, 520, i) * (2**bits - 1)).astype(np.uint16)
-        write_cxr_dicom(out / name, pic, patient_id=f"DEMO{i}", **kwargs)
-        items.append({"image": str(out / name), "region_boxes": lung})
-    Image.fromarray(np.round(_phantom(480, 560, 7) * 255).astype(np.uint8)).save(out / "png_8bit.png")
-    Image.fromarray(np.round(_phantom(500, 400, 8) * 65535).astype(np.uint16)).save(out / "png_16bit.png")
-    items += [{"image": str(out / "png_8bit.png")}, {"image": str(out / "png_16bit.png")}]
-    good = (out / specs[0][0]).read_bytes()
-    (out / "corrupt_truncated.dcm").write_bytes(good[: len(good) // 3])
-    items.append({"image": str(out / "corrupt_truncated.dcm")})
-    return items
+def _bundle_run(config_files: list[str], overrides: dict[str, Any], log: Path) -> None:
+    """Run the pretrain bundle as a user would (``python -m monai.bundle run``), logging to ``log``."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(config_files)]
+    for k, v in overrides.items():
+        cmd += [f"--{k}", repr(v) if isinstance(v, str) else str(v)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"$ (cd {PRETRAIN_BUNDLE.relative_to(REPO_ROOT)} && {' '.join(cmd[1:])})  > {log}", flush=True)
+    with open(log, "w") as handle:
+        proc = subprocess.run(cmd, cwd=PRETRAIN_BUNDLE, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"bundle run failed (exit {proc.returncode}); see {log}:\n{tail}")
 
 
-def run_image_pipeline_demo(out_dir: str | Path = DEFAULT_OUT, image_size: int = 224) -> dict[str, Any]:
-    """Write the samples, run them through the robust dataset + pipeline, and summarise.
+def stage_images(out: Path, quick: bool) -> dict[str, Any]:
+    from gkmvlp_monai.apps.image_pipeline_demo import print_image_pipeline_summary, run_image_pipeline_demo
 
-    Args:
-        out_dir: folder for the sample files.
-        image_size: output side length of the pipeline.
+    summary = run_image_pipeline_demo(out / "samples", image_size=224)
+    print_image_pipeline_summary(summary, 224)
+    return {"skipped_samples": summary["skipped_samples"], "files": len(summary["files"])}
 
-    Returns:
-        ``{"out_dir", "image_size", "files": [per-file summary], "skipped_samples", "skipped_files"}``;
-        a per-file summary has ``file``, ``ok`` and, when loaded, ``reader``, ``photometric``,
-        ``original_size`` ([W, H]), ``output_shape``, ``intensity_range``, ``regions_kept``; else ``error``.
-    """
-    from gkmvlp_monai.transforms import cxr_transforms
 
-    items = write_demo_samples(out_dir)
-    dataset = make_dataset(items, cxr_transforms(image_size, train=False))
-    files, skipped = [], []
-    for item, sample in zip(items, dataset):
-        name = Path(item["image"]).name
-        if is_skip_marker(sample):
-            skipped.append(name)
-            files.append({"file": name, "ok": False, "error": sample["error"]})
+def stage_data(data: Path, quick: bool, force: bool, size: int) -> Path:
+    from gkmvlp_monai.data.iu_synth import build_iu_synth
+
+    datalist = data / "datalist.json"
+    info = data / "build_info.json"
+    if datalist.is_file() and info.is_file() and not force:
+        built = json.loads(info.read_text())
+        print(f"using the existing demo set {data} ({built.get('counts', {}).get('reports')} reports, "
+              f"{built.get('size')} px); --force rebuilds it")
+        return datalist
+    start = time.time()
+    path = build_iu_synth(data, limit=40 if quick else None, seed=0, size=64 if quick else size, workers=2)
+    print(f"built {path} in {time.time() - start:.0f} s")
+    return Path(path)
+
+
+def pretrain_settings(quick: bool) -> tuple[list[str], dict[str, Any]]:
+    """Config files and overrides of the demo pre-training (the documented CPU setting, or tiny)."""
+    if quick:
+        return ["configs/train.json"], {
+            "model_size": "tiny", "image_size": 64, "max_epochs": 1, "batch_size": 8, "num_workers": 0,
+            "cache": "memory", "mlflow": False,
+        }
+    return ["configs/train.json", "configs/demo_cpu.json"], {}
+
+
+def stage_pretrain(out: Path, datalist: Path, quick: bool, force: bool) -> dict[str, Any]:
+    run = out / "pretrain"
+    model = run / "models" / "model.pt"
+    metrics_file = run / "eval" / "metrics.json"
+    configs, settings = pretrain_settings(quick)
+    common = {"datalist_file": str(datalist.resolve()), "ckpt_dir": str((run / "models").resolve()),
+              "output_dir": str((run / "eval").resolve()), **settings}
+    if force or not (run / "models" / "checkpoint_final.pt").is_file():
+        start = time.time()
+        _bundle_run(configs, common, run / "train.log")
+        print(f"pre-training took {(time.time() - start) / 60:.1f} min")
+    else:
+        print(f"using the existing pre-training in {run} (--force retrains)")
+    if force or not metrics_file.is_file():
+        _bundle_run(configs + ["configs/evaluate.json"], common, run / "evaluate.log")
+    result = json.loads(metrics_file.read_text())
+    m = result["metrics"]
+    print(f"test split: zero-shot macro AUC (8 most frequent findings) {m.get('zs_macro_AUC', float('nan')):.3f}")
+    print("retrieval   " + "  ".join(f"{k} {m[k]:.3f}" for k in sorted(m) if k.startswith(("i2t_", "t2i_"))))
+    return {"checkpoint": str(model), "metrics": m, "settings": {**settings, "configs": configs}}
+
+
+def stage_downstream(out: Path, datalist: Path, checkpoint: str, quick: bool, force: bool, tasks: list[str]) -> dict:
+    import importlib
+
+    settings = json.loads((out / "pretrain" / "eval" / "params.json").read_text())
+    results = {}
+    for task in tasks:
+        _banner(f"downstream: {task}")
+        result_file = out / task / f"{task}_results.json"
+        if result_file.is_file() and not force:
+            print(f"using {result_file} (--force reruns)")
+            results[task] = json.loads(result_file.read_text())
             continue
-        img = sample["image"]
-        files.append(
-            {
-                "file": name,
-                "ok": True,
-                "reader": img.meta["reader"],
-                "photometric": img.meta["photometric"],
-                "original_size": [int(v) for v in img.meta["original_size"]],
-                "output_shape": list(img.shape),
-                "intensity_range": [round(float(img.min()), 4), round(float(img.max()), 4)],
-                "regions_kept": int(sample["region_mask"].sum()),
-            }
+        module = importlib.import_module(f"gkmvlp_monai.apps.{task}_study")
+        start = time.time()
+        results[task] = module.run_study(
+            pretrained_ckpt=checkpoint,
+            dataset_dir=str(datalist.parent),
+            out_dir=str(out / task),
+            model_size=settings["model_size"],
+            image_size=settings["image_size"],
+            **({"fractions": (0.1, 1.0)}),
         )
-    return {
-        "out_dir": str(out_dir),
-        "image_size": image_size,
-        "files": files,
-        "skipped_samples": len(skipped),
-        "skipped_files": skipped,
-    }
+        print(f"{task} took {(time.time() - start) / 60:.1f} min")
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command line entry point: run the demo and print its summary table."""
-    parser = argparse.ArgumentParser(description="GK-MVLP image pipeline demo")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output folder for the sample files")
-    parser.add_argument("--size", type=int, default=224, help="output image size")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    parser.add_argument("--data", default=None, help="demo set folder (default <repo>/data/iu-synth)")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="downstream tasks to run")
+    parser.add_argument("--size", type=int, default=512, help="iu-synth image size (default 512)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings: checks the wiring in minutes")
+    parser.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
-    summary = run_image_pipeline_demo(args.out, args.size)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return summary
-    print(f"samples in {summary['out_dir']}, pipeline output {args.size}x{args.size}")
-    header = (
-        f"{'file':<28}{'reader':<16}{'photometric':<13}{'orig [W,H]':<13}{'output':<15}{'range':<16}regions"
-    )
-    print(header)
-    for row in summary["files"]:
-        if not row["ok"]:
-            print(f"{row['file']:<28}SKIPPED: {row['error'][:110]}")
-            continue
-        lo, hi = row["intensity_range"]
-        print(
-            f"{row['file']:<28}{row['reader']:<16}{row['photometric']:<13}{str(row['original_size']):<13}"
-            f"{str(row['output_shape']):<15}{f'[{lo:.3f}, {hi:.3f}]':<16}{row['regions_kept']}"
-        )
-    print(f"skipped samples: {summary['skipped_samples']} ({', '.join(summary['skipped_files'])})")
-    return summary
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stages {unknown}; choose from {STAGES}")
+    out = Path(args.out)
+    if args.quick and args.out == "runs/demo":
+        out = Path("runs/demo_quick")
+    data = Path(args.data) if args.data else data_dir() / ("iu-synth-quick" if args.quick else "iu-synth")
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"quick": args.quick, "stages": {}}
+    t0 = time.time()
+    datalist = data / "datalist.json"
+    if "images" in stages:
+        _banner("1. image pipeline")
+        report["stages"]["images"] = stage_images(out, args.quick)
+    if "data" in stages:
+        _banner("2. demo data set iu-synth")
+        datalist = stage_data(data, args.quick, args.force, args.size)
+    if "pretrain" in stages:
+        _banner("3. GK-MVLP pre-training (bundles/gkmvlp_pretrain)")
+        report["stages"]["pretrain"] = stage_pretrain(out, datalist, args.quick, args.force)
+    if "downstream" in stages:
+        checkpoint = str(out / "pretrain" / "models" / "model.pt")
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        report["stages"]["downstream"] = stage_downstream(out, datalist, checkpoint, args.quick, args.force, tasks)
+    if "summary" in stages:
+        _banner("5. summary")
+        from gkmvlp_monai.apps.summary import write_summary
+
+        md, png = write_summary(out)
+        print(f"summary: {md} and {png}")
+        print(md.read_text())
+    report["minutes"] = round((time.time() - t0) / 60, 2)
+    (out / "demo_report.json").write_text(json.dumps(report, indent=1, default=str))
+    print(f"\ndone in {report['minutes']} min; outputs in {out}")
+    return report
 
 
 if __name__ == "__main__":

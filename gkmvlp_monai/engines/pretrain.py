@@ -198,23 +198,20 @@ def from_pred(*keys: str):
 
 
 def latest_checkpoint(ckpt_dir: str, pattern: str = "checkpoint*.pt") -> str:
-    """Path of the newest full checkpoint (highest iteration) in ``ckpt_dir``, for ``resume=True``.
+    """Path of the newest full checkpoint in ``ckpt_dir`` (by modification time), for ``resume=True``.
+
+    The newest file holds the latest state: the interval checkpoint of a killed run, or
+    ``checkpoint_final.pt`` of a finished one (resumed to train longer).
 
     Raises:
         FileNotFoundError: no checkpoint to resume from (the message names the folder).
     """
-    import re
     from pathlib import Path
 
-    files = list(Path(ckpt_dir).glob(pattern))
+    files = [p for p in Path(ckpt_dir).glob(pattern) if p.is_file()]
     if not files:
         raise FileNotFoundError(f"resume requested but {ckpt_dir} holds no {pattern} checkpoint")
-
-    def step(p: Path) -> tuple[int, float]:
-        m = re.search(r"=(\d+)\.pt$", p.name)
-        return (int(m.group(1)) if m else -1, p.stat().st_mtime)
-
-    return str(max(files, key=step))
+    return str(max(files, key=lambda p: p.stat().st_mtime_ns))
 
 
 class AttentionOverlays:
@@ -355,7 +352,7 @@ class TrainingCheckpoints:
         CheckpointSaver(
             save_dir=self.save_dir,
             save_dict=state,
-            file_prefix="checkpoint",
+            file_prefix="",  # ignite names it "checkpoint_iteration=<n>.pt" (several objects -> "checkpoint")
             save_interval=self.interval,
             epoch_level=False,
             n_saved=1,
