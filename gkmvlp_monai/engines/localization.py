@@ -281,7 +281,8 @@ def epochs_for_steps(steps: int, n_items: int, batch_size: int) -> int:
 class LocalizationOverlays:
     """Write PNG overlays (image, target outline in green, predicted map in red) during an evaluation.
 
-    One PNG per (image, target finding present), for the first ``num_images`` images with a finding.
+    One PNG per (image, finding drawn in the target or predicted above ``threshold``), for the first
+    ``num_images`` images with such a finding; the predicted outline is yellow.
 
     Args:
         output_dir: folder for the PNGs (created).
@@ -338,7 +339,11 @@ class LocalizationOverlays:
         for b in range(pred.shape[0]):
             if self._images >= self.num_images:
                 return
-            present = [k for k in range(label.shape[1]) if bool(label[b, k].any())]
+            present = [
+                k
+                for k in range(pred.shape[1])
+                if bool(label[b, k].any()) or float(pred[b, k].max()) >= self.threshold
+            ]
             if not present:
                 continue
             grey = image[b, 0].detach().float().cpu().numpy().T  # [W, H] -> picture rows/cols

@@ -58,7 +58,8 @@ def boxes_to_mask(
     arr = torch.as_tensor(
         np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, torch.Tensor) else boxes
     )
-    arr = arr.reshape(-1, 4) if arr.numel() else arr.reshape(0, 4)
+    if arr.numel() == 0:
+        arr = arr.reshape(0, 4)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise ValueError(f"boxes must be [N, 4] xyxy, got shape {tuple(arr.shape)}")
     w, h = int(size[0]), int(size[1])

@@ -1,0 +1,84 @@
+"""Localization metrics against hand-worked values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gkmvlp_monai.metrics.localization import (
+    LocalizationMetric,
+    boxes_to_mask,
+    dice_iou_at_thresholds,
+    pointing_game,
+    select_threshold,
+)
+
+
+def test_boxes_to_mask_pixel_centres():
+    # box x in [1, 3), y in [0.4, 2.6): pixel centres 1.5, 2.5 (x) and 0.5, 1.5, 2.5 (y)
+    m = boxes_to_mask([[1.0, 0.4, 3.0, 2.6]], (4, 4))
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[1:3, 0:3] = True
+    assert torch.equal(m, expected)
+    assert not boxes_to_mask([], (3, 3)).any()
+    with pytest.raises(ValueError):
+        boxes_to_mask([[0, 0, 1]], (3, 3))
+
+
+def test_pointing_game_hand_worked():
+    y = torch.zeros(1, 3, 4, 4)
+    y[0, 0, 0:2, 0:2] = 1  # channel 0: top-left block
+    y[0, 1, 2:4, 2:4] = 1  # channel 1: bottom-right block
+    p = torch.zeros(1, 3, 4, 4)
+    p[0, 0, 1, 1] = 1.0  # peak inside -> hit
+    p[0, 1, 0, 0] = 1.0  # peak outside -> miss
+    hits = pointing_game(p, y)
+    assert hits[0, 0] == 1 and hits[0, 1] == 0
+    assert math.isnan(hits[0, 2])  # empty target: not counted
+    # flat map: fraction of maximal pixels inside = area fraction 4/16
+    flat = pointing_game(torch.ones(1, 1, 4, 4), y[:, :1])
+    assert flat.item() == pytest.approx(0.25)
+
+
+def test_dice_iou_hand_worked():
+    y = torch.zeros(1, 1, 4, 4)
+    y[0, 0, 0:2, 0:2] = 1  # 4 pixels
+    p = torch.zeros(1, 1, 4, 4)
+    p[0, 0, 0:2, 0:3] = 0.8  # 6 pixels at 0.8, overlap 4
+    p[0, 0, 3, 3] = 0.3  # one more pixel at 0.3
+    dice, iou = dice_iou_at_thresholds(p, y, thresholds=(0.2, 0.5, 0.9))
+    # t=0.2: pred 7 px, inter 4 -> dice 8/11, iou 4/7; t=0.5: pred 6 -> dice 8/10, iou 4/6; t=0.9: empty
+    assert dice[0, 0].tolist() == pytest.approx([8 / 11, 0.8, 0.0])
+    assert iou[0, 0].tolist() == pytest.approx([4 / 7, 4 / 6, 0.0])
+    assert select_threshold(dice, (0.2, 0.5, 0.9)) == 0.5
+
+
+def test_select_threshold_needs_targets():
+    with pytest.raises(ValueError, match="non-empty"):
+        select_threshold(torch.full((2, 3), float("nan")), (0.1, 0.2, 0.3))
+
+
+def test_cumulative_metric_and_threshold_choice():
+    metric = LocalizationMetric(thresholds=(0.2, 0.5, 0.9), threshold=0.2)
+    y = torch.zeros(2, 1, 4, 4)
+    y[0, 0, 0:2, 0:2] = 1
+    p = torch.zeros(2, 1, 4, 4)
+    p[0, 0, 0:2, 0:3] = 0.8
+    p[0, 0, 3, 3] = 0.3
+    p[1, 0, 0, 0] = 1.0  # sample 1 has an empty target: ignored
+    metric(p, y)
+    res = metric.aggregate()
+    assert res["n_findings"] == 1
+    assert res["pointing_game"] == pytest.approx(4 / 6)  # 6 tied maxima, 4 inside
+    assert res["dice"] == pytest.approx(8 / 11) and res["iou"] == pytest.approx(4 / 7)
+    assert metric.best_threshold() == 0.5
+    assert metric.aggregate(0.5)["dice"] == pytest.approx(0.8)
+    metric.reset()
+    assert metric.aggregate()["n_findings"] == 0
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="one shape"):
+        pointing_game(torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
