@@ -307,13 +307,27 @@ class VQATextd:
         return d
 
 
+def _plain(image: Any) -> torch.Tensor:
+    """A plain tensor (random transforms return a ``MetaTensor`` only when they fire, the disk cache may give
+    either, and a batch mixing both cannot be collated)."""
+    return image.as_tensor() if hasattr(image, "as_tensor") else torch.as_tensor(image)
+
+
+def _plain_tensors(sample: Any) -> Any:
+    if not isinstance(sample, Mapping):
+        return sample
+    return {k: _plain(v) if isinstance(v, torch.Tensor) else v for k, v in sample.items()}
+
+
 class SkipSafeCompose(Compose):
-    """``Compose`` that hands a bad sample's skip marker on untouched (for ``EpochSeededDataset``)."""
+    """``Compose`` that hands a bad sample's skip marker on untouched (for ``EpochSeededDataset``) and
+    returns the image as a plain tensor."""
 
     def __call__(self, input_: Any, *args: Any, **kwargs: Any) -> Any:
         if is_skip_marker(input_):
             return input_
-        return super().__call__(input_, *args, **kwargs)
+        out = super().__call__(input_, *args, **kwargs)
+        return _plain_tensors(out)
 
 
 def vqa_augmentations(prob: float = 0.5) -> SkipSafeCompose:
@@ -371,7 +385,7 @@ class VQADataset(Dataset):
             return sample
         text = self.text_transform({k: v for k, v in q.items() if k not in _IMAGE_KEYS})
         merged = {**text, **{k: v for k, v in sample.items() if k in _OUTPUT_KEYS}}
-        return {k: merged[k] for k in _OUTPUT_KEYS if k in merged}
+        return _plain_tensors({k: merged[k] for k in _OUTPUT_KEYS if k in merged})
 
 
 def answer_stats(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
