@@ -1,0 +1,213 @@
+"""The gkmvlp_report_generation bundle, checked the model-zoo way and run as a user runs it (tiny settings)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from bundle_helpers import REPO, SCHEMA, bundle_cmd, overrides
+
+NAME = "gkmvlp_report_generation"
+BUNDLE = REPO / "bundles" / NAME
+TINY = dict(model_size="tiny", image_size=64, num_workers=0, num_threads=1)
+# the tiny decoder has 32 positions: at most 31 generated tokens, the export's fixed output width
+EXPORT = ["--export_max_length", "31", "--_meta_#network_data_format#outputs#pred#num_channels", "31"]
+
+
+def test_metadata_is_valid_against_the_schema_on_disk():
+    bundle_cmd(NAME, ["verify_metadata", "--meta_file", "configs/metadata.json", "--filepath", str(SCHEMA)])
+
+
+def test_metadata_matches_the_inference_config():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    infer = json.loads((BUNDLE / "configs" / "inference.json").read_text())
+    assert meta["version"] in meta["changelog"]
+    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == infer["export_max_length"]
+    for name in ("train.json", "evaluate.json", "inference.json", "multi_gpu_train.json", "logging.conf"):
+        assert (BUNDLE / "configs" / name).is_file(), name
+    assert (BUNDLE / "docs" / "README.md").is_file()
+
+
+def test_config_properties(tmp_path):
+    from monai.bundle import ConfigWorkflow
+
+    # a datalist is read when the datasets are built; images are only opened when a sample is drawn
+    items = [{"image": f"img{i}.png", "report": "No acute disease."} for i in range(4)]
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": items, "validation": items, "test": items}))
+    cwd = os.getcwd()
+    os.chdir(BUNDLE)
+    try:
+        for config, kind in (("configs/train.json", "train"), ("configs/inference.json", "infer")):
+            wf = ConfigWorkflow(
+                config_file=config,
+                meta_file="configs/metadata.json",
+                logging_file="configs/logging.conf",
+                workflow_type=kind,
+                output_dir=str(tmp_path / kind),
+                model_size="tiny",
+                image_size=64,
+                datalist_file=str(datalist),
+                pretrained_ckpt=None,
+                cache="none",
+                export_max_length=31,
+            )
+            wf.initialize()
+            assert wf.check_properties() in (None, []), (config, wf.check_properties())
+    finally:
+        os.chdir(cwd)
+
+
+def test_train_config_switches_every_objective_but_lm_off():
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser["model_size"], parser["image_size"], parser["pretrained_ckpt"] = "tiny", 64, None
+    net = parser.get_parsed_content("network")
+    assert net.decoder is not None and net.fusion is None
+    assert net.weights == {"itc": 0.0, "itm": 0.0, "lm": 1.0, "ecls": 0.0, "grounding": 0.0}
+
+
+@pytest.mark.slow
+def test_verify_net_in_out():
+    bundle_cmd(
+        NAME,
+        [
+            "verify_net_in_out",
+            "network_def",
+            "--meta_file",
+            "configs/metadata.json",
+            "--config_file",
+            "configs/inference.json",
+            "--device",
+            "cpu",
+            "--_meta_#network_data_format#inputs#image#spatial_shape",
+            "[64,64]",
+            *overrides(model_size="tiny", image_size=64),
+            *EXPORT,
+        ],
+    )
+
+
+def _train_args(tmp: Path, datalist: str, **kw: object) -> list[str]:
+    settings = {
+        **TINY,
+        "datalist_file": datalist,
+        "ckpt_dir": str(tmp / "models"),
+        "output_dir": str(tmp / "eval"),
+        "max_epochs": 2,
+        "ckpt_interval": 2,
+        "log_every": 1,
+        "batch_size": 4,
+        "val_batch_size": 8,
+        "cache": "memory",
+        "mlflow": False,
+        "pretrained_ckpt": None,
+        "generation#max_length": 8,
+        **kw,
+    }
+    return overrides(**settings)
+
+
+@pytest.mark.slow
+def test_train_evaluate_infer_export_resume(tmp_path, iu_synth_tiny):
+    out = bundle_cmd(
+        NAME, ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny)]
+    )
+    assert "train_loss_lm" in out and "val_bleu4" in out and "val_ce_micro_f1" in out
+    models = tmp_path / "models"
+    for name in ("model.pt", "best_checkpoint.pt", "checkpoint_final.pt"):
+        assert (models / name).is_file(), name
+    state = torch.load(models / "model.pt", weights_only=True)
+    assert any(k.startswith("decoder.") for k in state) and not any(k.startswith("fusion.") for k in state)
+    assert json.loads((tmp_path / "eval" / "val_reports" / "generated_reports.json").read_text())
+
+    out = bundle_cmd(
+        NAME,
+        [
+            "run",
+            "--config_file",
+            "configs/train.json",
+            *_train_args(tmp_path, iu_synth_tiny, max_epochs=3, resume=True),
+        ],
+    )
+    assert "resuming from iteration" in out and "epoch 2 until 3 epochs" in out
+
+    bundle_cmd(
+        NAME,
+        [
+            "run",
+            "--config_file",
+            "['configs/train.json','configs/evaluate.json']",
+            *_train_args(tmp_path, iu_synth_tiny),
+        ],
+    )
+    doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert doc["split"] == "test"
+    for key in (
+        "val_bleu1",
+        "val_bleu4",
+        "val_meteor",
+        "val_rouge_l",
+        "val_cider",
+        "val_ce_micro_f1",
+        "val_ce_macro_f1",
+    ):
+        assert key in doc["metrics"], key
+    assert doc["meteor_status"] == "available" or doc["metrics"]["val_meteor"] is None
+    rows = json.loads((tmp_path / "eval" / "test_reports" / "generated_reports.json").read_text())
+    assert rows and {"image_id", "image", "generated", "reference"} == set(rows[0])
+
+    bundle_cmd(
+        NAME,
+        [
+            "run",
+            "--config_file",
+            "configs/inference.json",
+            *overrides(
+                **TINY,
+                batch_size=4,
+                datalist_file=iu_synth_tiny,
+                ckpt_dir=str(models),
+                output_dir=str(tmp_path / "infer"),
+            ),
+            "--generation#num_beams",
+            "2",
+            "--generation#max_length",
+            "8",
+        ],
+    )
+    assert (tmp_path / "infer" / "generated_reports.csv").is_file()
+    assert len(json.loads((tmp_path / "infer" / "generated_reports.json").read_text())) > 0
+
+    ts = tmp_path / "model.ts"
+    bundle_cmd(
+        NAME,
+        [
+            "ckpt_export",
+            "network_def",
+            "--filepath",
+            str(ts),
+            "--ckpt_file",
+            str(models / "model.pt"),
+            "--meta_file",
+            "configs/metadata.json",
+            "--config_file",
+            "configs/inference.json",
+            "--use_trace",
+            "True",
+            "--input_shape",
+            "[1,1,64,64]",
+            *overrides(model_size="tiny", image_size=64),
+            *EXPORT,
+        ],
+    )
+    traced = torch.jit.load(str(ts))
+    exported = traced.state_dict()
+    key = next(k for k in state if k.startswith("decoder.") and state[k].dtype.is_floating_point)
+    assert torch.equal(exported[key], state[key])  # the trained weights, not a fresh init
+    assert traced(torch.rand(2, 1, 64, 64)).shape == (2, 31)
