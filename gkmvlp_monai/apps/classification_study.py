@@ -61,7 +61,8 @@ def _train_and_evaluate(common: dict[str, Any], run_dir: Path, zero_shot: bool) 
     else:
         _workflow(["train.json"], overrides, "train")
         _workflow(["train.json", "evaluate.json"], overrides, "infer")
-    result = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    sub = ("zero_shot",) if zero_shot else ()
+    result = json.loads(run_dir.joinpath("eval", *sub, "metrics.json").read_text())
     result["seconds"] = round(time.time() - t0, 1)
     return result
 
