@@ -81,7 +81,7 @@ def test_check_properties(files, kind, tmp_path: Path):
         output_dir=str(tmp_path / "eval"),
         ckpt_dir=str(tmp_path / "models"),
         dataset_dir=str(tmp_path),
-        pretrained_ckpt=None,
+        from_scratch=True,
         cache="none",
         num_workers=0,
         mlflow=False,

@@ -123,15 +123,16 @@ def run_study(
     if target_findings:
         common["target_findings"] = list(target_findings)
     results: list[dict[str, Any]] = []
-    inits = {"pretrained": ckpt, "scratch": None}
+    common["pretrained_ckpt"] = ckpt
+    inits = {"pretrained": False, "scratch": True}
     t_all = time.time()
-    for init, init_ckpt in inits.items():
+    for init, scratch in inits.items():
         if zero_shot:
             t0 = time.time()
             run_dir = out / f"zero_shot_{init}"
             _run_bundle(
                 ["train.json", "evaluate.json", "zero_shot.json"],
-                {**common, "pretrained_ckpt": init_ckpt, "output_dir": str(run_dir)},
+                {**common, "from_scratch": scratch, "output_dir": str(run_dir)},
             )
             row = _read_metrics(run_dir / "zero_shot_metrics.json")
             results.append(
@@ -145,7 +146,7 @@ def run_study(
             run_dir = out / f"finetune_{init}_{int(round(fraction * 100))}pct"
             overrides = {
                 **common,
-                "pretrained_ckpt": init_ckpt,
+                "from_scratch": scratch,
                 "train_fraction": frac,
                 "max_epochs": epochs,
                 "val_interval": max(1, epochs // max(1, val_evals)),
