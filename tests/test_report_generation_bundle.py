@@ -106,7 +106,7 @@ def _train_args(tmp: Path, datalist: str, **kw: object) -> list[str]:
         "val_batch_size": 8,
         "cache": "memory",
         "mlflow": False,
-        "pretrained_ckpt": None,
+        "from_scratch": True,
         "generation#max_length": 8,
         **kw,
     }
