@@ -62,7 +62,7 @@ def test_build_classifier_loads_the_pretrained_image_encoder(tmp_path):
     )
     model = build_classifier(5, size="tiny", image_size=64, mode="linear_probe", pretrained_ckpt=str(ckpt))
     assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in src.state_dict().items())
-    scratch = build_classifier(5, size="tiny", image_size=64, pretrained_ckpt=None)
+    scratch = build_classifier(5, size="tiny", image_size=64, pretrained_ckpt="scratch")  # CLI spelling
     assert any(
         not torch.equal(v, scratch.encoder.state_dict()[k])
         for k, v in src.state_dict().items()

@@ -16,7 +16,24 @@ from gkmvlp_monai.networks.pretrained import load_pretrained_weights
 MODES = ("linear_probe", "finetune")
 REDUCTIONS = ("max", "mean")
 
-__all__ = ["GKMVLPClassifier", "ZeroShotClassifier", "build_classifier", "build_zero_shot"]
+__all__ = [
+    "GKMVLPClassifier",
+    "ZeroShotClassifier",
+    "build_classifier",
+    "build_zero_shot",
+    "checkpoint_or_none",
+]
+
+#: values of ``pretrained_ckpt`` meaning "from scratch". ``python -m monai.bundle run`` drops ``None``
+#: command-line overrides, so ``--pretrained_ckpt scratch`` is the command-line spelling.
+SCRATCH = ("", "none", "scratch")
+
+
+def checkpoint_or_none(path: str | None) -> str | None:
+    """``None`` for a from-scratch request (``None``, ``""``, ``"none"``, ``"scratch"``), else ``path``."""
+    if path is None or str(path).strip().lower() in SCRATCH:
+        return None
+    return str(path)
 
 
 class GKMVLPClassifier(nn.Module):
@@ -87,7 +104,7 @@ def build_classifier(
         image_size: square input size.
         mode: ``"linear_probe"`` or ``"finetune"``.
         pretrained_ckpt: GK-MVLP pre-training checkpoint; its ``image_encoder.*`` weights are loaded.
-            ``None`` keeps the random initialisation (the from-scratch baseline).
+            ``None`` or ``"scratch"`` keeps the random initialisation (the from-scratch baseline).
         image_arch: image encoder override (as in pre-training).
         dropout: dropout before the head.
 
@@ -97,7 +114,7 @@ def build_classifier(
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; known: {sorted(SIZES)}")
     encoder = ImageEncoder(image_arch or SIZES[size]["image_arch"], in_channels=1, img_size=image_size)
-    load_pretrained_weights(encoder, pretrained_ckpt, prefix="image_encoder.")
+    load_pretrained_weights(encoder, checkpoint_or_none(pretrained_ckpt), prefix="image_encoder.")
     return GKMVLPClassifier(encoder, num_classes, mode, dropout)
 
 
@@ -188,6 +205,6 @@ def build_zero_shot(
         weight_itm=0.0,
         weight_lm=0.0,
     )
-    load_pretrained_weights(model, pretrained_ckpt)
+    load_pretrained_weights(model, checkpoint_or_none(pretrained_ckpt))
     model.eval()
     return ZeroShotClassifier(model, label_names, label_set, reduce)
