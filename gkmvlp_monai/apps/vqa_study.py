@@ -110,8 +110,10 @@ def run_study(
         if epochs is not None:
             max_epochs, epoch_length = int(epochs), None
         else:
-            epoch_length = min(steps, nb)
-            max_epochs = math.ceil(steps / epoch_length)
+            # whole epochs when the data allow, else shorter epochs (the sampler reshuffles each one), so that
+            # every run makes max_epochs * epoch_length == steps updates when nb divides evenly
+            max_epochs = math.ceil(steps / nb)
+            epoch_length = math.ceil(steps / max_epochs)
         for init, ckpt in (("pretrained", str(Path(pretrained_ckpt).resolve())), ("scratch", None)):
             root = out / "runs" / f"{init}_{round(fraction * 100)}pct"
             (root / "configs").mkdir(parents=True, exist_ok=True)
