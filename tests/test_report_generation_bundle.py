@@ -208,6 +208,7 @@ def test_train_evaluate_infer_export_resume(tmp_path, iu_synth_tiny):
     )
     traced = torch.jit.load(str(ts))
     exported = traced.state_dict()
+    state = torch.load(models / "model.pt", weights_only=True)  # the resumed run's best model
     key = next(k for k in state if k.startswith("decoder.") and state[k].dtype.is_floating_point)
     assert torch.equal(exported[key], state[key])  # the trained weights, not a fresh init
     assert traced(torch.rand(2, 1, 64, 64)).shape == (2, 31)
