@@ -241,7 +241,7 @@ def test_multi_gpu_config_runs_with_two_cpu_processes(tmp_path, chexpert_datalis
         "run",
         "--config_file",
         f"['configs/train.json','configs/multi_gpu_train.json','{cpu}']",
-        *_args(tmp_path, chexpert_datalist, max_epochs=1, pretrained_ckpt="scratch", mode="finetune"),
+        *_args(tmp_path, chexpert_datalist, max_epochs=1, from_scratch=True, mode="finetune"),
     ]
     proc = subprocess.run(
         cmd,
