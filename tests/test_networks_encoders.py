@@ -110,3 +110,22 @@ def test_knowledge_encoder_cached_vs_trainable(tokenizer):
     text.eval()
     _, pooled = text(frozen.desc_ids, frozen.desc_mask)
     torch.testing.assert_close(frozen.cached, pooled)
+
+
+def test_text_encoder_truncation_and_freezing():
+    from gkmvlp_monai.networks.text import TextEncoder, tiny_bert_config
+
+    enc = TextEncoder(config=tiny_bert_config(), num_layers=1, trainable_layers=0)
+    assert len(enc.model.encoder.layer) == 1
+    assert not any(p.requires_grad for p in enc.parameters())
+    enc.train()
+    assert not enc.training  # a frozen encoder stays in eval mode
+    ids = torch.randint(5, 100, (2, 6))
+    tokens, pooled = enc(ids, torch.ones_like(ids))
+    assert not tokens.requires_grad and pooled.shape[0] == 2
+    top = TextEncoder(config=tiny_bert_config(), trainable_layers=1)
+    trainable = [n for n, p in top.named_parameters() if p.requires_grad]
+    last = len(top.model.encoder.layer) - 1
+    assert trainable and all(f"encoder.layer.{last}." in n for n in trainable)
+    with pytest.raises(ValueError, match="num_layers"):
+        TextEncoder(config=tiny_bert_config(), num_layers=99)

@@ -69,8 +69,10 @@ def stage_data(data: Path, quick: bool, force: bool, size: int) -> Path:
     info = data / "build_info.json"
     if datalist.is_file() and info.is_file() and not force:
         built = json.loads(info.read_text())
-        print(f"using the existing demo set {data} ({built.get('counts', {}).get('reports')} reports, "
-              f"{built.get('size')} px); --force rebuilds it")
+        print(
+            f"using the existing demo set {data} ({built.get('counts', {}).get('reports')} reports, "
+            f"{built.get('size')} px); --force rebuilds it"
+        )
         return datalist
     start = time.time()
     path = build_iu_synth(data, limit=40 if quick else None, seed=0, size=64 if quick else size, workers=2)
@@ -82,8 +84,13 @@ def pretrain_settings(quick: bool) -> tuple[list[str], dict[str, Any]]:
     """Config files and overrides of the demo pre-training (the documented CPU setting, or tiny)."""
     if quick:
         return ["configs/train.json"], {
-            "model_size": "tiny", "image_size": 64, "max_epochs": 1, "batch_size": 8, "num_workers": 0,
-            "cache": "memory", "mlflow": False,
+            "model_size": "tiny",
+            "image_size": 64,
+            "max_epochs": 1,
+            "batch_size": 8,
+            "num_workers": 0,
+            "cache": "memory",
+            "mlflow": False,
         }
     return ["configs/train.json", "configs/demo_cpu.json"], {}
 
@@ -93,8 +100,12 @@ def stage_pretrain(out: Path, datalist: Path, quick: bool, force: bool) -> dict[
     model = run / "models" / "model.pt"
     metrics_file = run / "eval" / "metrics.json"
     configs, settings = pretrain_settings(quick)
-    common = {"datalist_file": str(datalist.resolve()), "ckpt_dir": str((run / "models").resolve()),
-              "output_dir": str((run / "eval").resolve()), **settings}
+    common = {
+        "datalist_file": str(datalist.resolve()),
+        "ckpt_dir": str((run / "models").resolve()),
+        "output_dir": str((run / "eval").resolve()),
+        **settings,
+    }
     if force or not (run / "models" / "checkpoint_final.pt").is_file():
         start = time.time()
         _bundle_run(configs, common, run / "train.log")
@@ -105,12 +116,16 @@ def stage_pretrain(out: Path, datalist: Path, quick: bool, force: bool) -> dict[
         _bundle_run(configs + ["configs/evaluate.json"], common, run / "evaluate.log")
     result = json.loads(metrics_file.read_text())
     m = result["metrics"]
-    print(f"test split: zero-shot macro AUC (8 most frequent findings) {m.get('zs_macro_AUC', float('nan')):.3f}")
+    print(
+        f"test split: zero-shot macro AUC (8 most frequent findings) {m.get('zs_macro_AUC', float('nan')):.3f}"
+    )
     print("retrieval   " + "  ".join(f"{k} {m[k]:.3f}" for k in sorted(m) if k.startswith(("i2t_", "t2i_"))))
     return {"checkpoint": str(model), "metrics": m, "settings": {**settings, "configs": configs}}
 
 
-def stage_downstream(out: Path, datalist: Path, checkpoint: str, quick: bool, force: bool, tasks: list[str]) -> dict:
+def stage_downstream(
+    out: Path, datalist: Path, checkpoint: str, quick: bool, force: bool, tasks: list[str]
+) -> dict:
     import importlib
 
     settings = json.loads((out / "pretrain" / "eval" / "params.json").read_text())
@@ -137,10 +152,14 @@ def stage_downstream(out: Path, datalist: Path, checkpoint: str, quick: bool, fo
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--data", default=None, help="demo set folder (default <repo>/data/iu-synth)")
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
+    )
     parser.add_argument("--tasks", default=",".join(TASKS), help="downstream tasks to run")
     parser.add_argument("--size", type=int, default=512, help="iu-synth image size (default 512)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks the wiring in minutes")
@@ -172,7 +191,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "downstream" in stages:
         checkpoint = str(out / "pretrain" / "models" / "model.pt")
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-        report["stages"]["downstream"] = stage_downstream(out, datalist, checkpoint, args.quick, args.force, tasks)
+        report["stages"]["downstream"] = stage_downstream(
+            out, datalist, checkpoint, args.quick, args.force, tasks
+        )
     if "summary" in stages:
         _banner("5. summary")
         from gkmvlp_monai.apps.summary import write_summary

@@ -434,6 +434,19 @@ SIZES: dict[str, dict[str, Any]] = {
         max_text_length=32,
         knowledge_max_length=16,
     ),
+    "cpu": dict(
+        image_arch="resnet18",
+        dim=128,
+        embed_dim=128,
+        gk_layers=1,
+        num_heads=4,
+        fusion_layers=1,
+        decoder_layers=1,
+        max_text_length=64,
+        knowledge_max_length=48,
+        text_layers=2,
+        text_trainable_layers=0,
+    ),
     "small": dict(
         image_arch="resnet18",
         dim=256,
@@ -467,15 +480,19 @@ def build_gkmvlp(
     image_weights: str | None = None,
     text_model: str | None = None,
     tokenizer: str | None = None,
+    text_layers: int | None = None,
+    text_trainable_layers: int | None = None,
     **overrides: Any,
 ) -> GKMVLP:
     """Build a GK-MVLP network of a named size.
 
-    ``tiny`` (tests): tiny ResNet, tiny random BERT (MiniLM vocabulary), width 32. ``small``: ResNet-18,
-    MiniLM, width 256. ``base``: ResNet-50, MiniLM, width 384. Everything loads offline from local paths.
+    ``tiny`` (tests): tiny ResNet, tiny random BERT (MiniLM vocabulary), width 32. ``cpu`` (the CPU demo):
+    ResNet-18, the first 2 MiniLM layers frozen (run without gradients), width 128, 64 text tokens.
+    ``small``: ResNet-18, MiniLM, width 256. ``base``: ResNet-50, MiniLM, width 384. Everything loads
+    offline from local paths.
 
     Args:
-        size: ``"tiny"``, ``"small"`` or ``"base"``.
+        size: ``"tiny"``, ``"cpu"``, ``"small"`` or ``"base"``.
         entity_descriptions: entity knowledge descriptions (``E`` entries, required).
         image_arch: override the image encoder (e.g. ``"vit_b16"``; needs ``image_size`` multiple of 16).
         image_size: square input size.
@@ -483,6 +500,8 @@ def build_gkmvlp(
         text_model: local folder / cached hub id of the text encoder (default MiniLM; ``tiny`` ignores it
             unless given).
         tokenizer: tokenizer path (default: ``text_model`` or MiniLM).
+        text_layers: keep only the first ``text_layers`` layers of the pretrained text encoder.
+        text_trainable_layers: train only its top layers (``0``: frozen, run without gradients).
         **overrides: any :class:`GKMVLP` keyword argument.
 
     Returns:
@@ -496,6 +515,12 @@ def build_gkmvlp(
     arch = image_arch or spec.pop("image_arch")
     spec.pop("image_arch", None)
     spec.update(overrides)
+    text_layers = spec.pop("text_layers", text_layers) if text_layers is None else text_layers
+    text_trainable_layers = (
+        spec.pop("text_trainable_layers", None) if text_trainable_layers is None else text_trainable_layers
+    )
+    spec.pop("text_layers", None)
+    spec.pop("text_trainable_layers", None)
     image_encoder = ImageEncoder(arch, in_channels=1, img_size=image_size, weights_path=image_weights)
     max_len = spec["max_text_length"]
     if size == "tiny" and text_model is None:
@@ -503,6 +528,8 @@ def build_gkmvlp(
             config=tiny_bert_config(max_positions=max(max_len, spec["knowledge_max_length"]))
         )
     else:
-        text_encoder = TextEncoder(text_model, max_length=max_len)
+        text_encoder = TextEncoder(
+            text_model, max_length=max_len, num_layers=text_layers, trainable_layers=text_trainable_layers
+        )
     tok = load_tokenizer(tokenizer or text_model)
     return GKMVLP(image_encoder, text_encoder, tok, list(entity_descriptions), **spec)

@@ -51,6 +51,11 @@ class TextEncoder(nn.Module):
         config: build a randomly initialised model from this configuration instead (tests, ablations).
         pooling: ``"mean"`` (masked mean of tokens; how MiniLM sentence embeddings are trained) or ``"cls"``.
         max_length: maximum token length used by :meth:`tokenize`.
+        num_layers: keep only the first ``num_layers`` transformer layers of the pretrained encoder (a
+            cheaper encoder that keeps the pretrained lower layers; ``None`` keeps all).
+        trainable_layers: train only the top ``trainable_layers`` layers (embeddings and the layers below
+            frozen); ``0`` freezes the whole encoder, which then runs without gradients and in eval mode;
+            ``None`` trains everything.
     """
 
     def __init__(
@@ -59,6 +64,8 @@ class TextEncoder(nn.Module):
         config: PretrainedConfig | None = None,
         pooling: str = "mean",
         max_length: int = 128,
+        num_layers: int | None = None,
+        trainable_layers: int | None = None,
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -70,6 +77,36 @@ class TextEncoder(nn.Module):
         self.hidden_size = int(self.model.config.hidden_size)
         self.pooling = pooling
         self.max_length = max_length
+        layers = self._layers()
+        if num_layers is not None:
+            if not 1 <= num_layers <= len(layers):
+                raise ValueError(f"num_layers must be in [1, {len(layers)}], got {num_layers}")
+            del layers[num_layers:]
+            self.model.config.num_hidden_layers = num_layers
+        self.frozen = trainable_layers == 0
+        if trainable_layers is not None:
+            if trainable_layers < 0:
+                raise ValueError(f"trainable_layers must be >= 0, got {trainable_layers}")
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            for layer in list(layers)[len(layers) - trainable_layers :] if trainable_layers else []:
+                for p in layer.parameters():
+                    p.requires_grad_(True)
+
+    def _layers(self) -> nn.ModuleList:
+        """The transformer layer list of the wrapped model (BERT-style ``encoder.layer``)."""
+        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if not isinstance(layers, nn.ModuleList):
+            raise ValueError(
+                f"{type(self.model).__name__} has no encoder.layer list: num_layers/trainable_layers need a "
+                "BERT-style encoder"
+            )
+        return layers
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        """A fully frozen encoder stays in eval mode (no dropout noise on fixed features)."""
+        super().train(mode and not self.frozen)
+        return self
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -83,7 +120,8 @@ class TextEncoder(nn.Module):
         Returns:
             ``(tokens [B, L, H], pooled [B, H])``.
         """
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         tokens = out.last_hidden_state
         if self.pooling == "cls":
             return tokens, tokens[:, 0]
