@@ -114,13 +114,14 @@ def run_study(
             # every run makes max_epochs * epoch_length == steps updates when nb divides evenly
             max_epochs = math.ceil(steps / nb)
             epoch_length = math.ceil(steps / max_epochs)
-        for init, ckpt in (("pretrained", str(Path(pretrained_ckpt).resolve())), ("scratch", None)):
+        for init in ("pretrained", "scratch"):
             root = out / "runs" / f"{init}_{round(fraction * 100)}pct"
             (root / "configs").mkdir(parents=True, exist_ok=True)
             over = {
                 **common,
                 "bundle_root": str(root),
-                "pretrained_ckpt": ckpt,
+                "pretrained_ckpt": str(Path(pretrained_ckpt).resolve()),
+                "from_scratch": init == "scratch",  # the bundle's switch (same network, no weights loaded)
                 "train_fraction": float(fraction),
                 "max_epochs": max_epochs,
                 "epoch_length": epoch_length,
