@@ -5,7 +5,7 @@ that act on the words after them (forward), before them (backward) or both, up t
 sentence or a *termination* phrase ("but", "however", ";"); *pseudo-triggers* ("no change", "not only",
 "no increase in") look like triggers but negate nothing. We implement it here instead of depending on
 medspaCy, which pins spaCy < 3.8 and numpy 1.26 (breaking pandas in our environment) and whose default
-rules call "Cannot exclude X" negated and miss "FINDINGS: No X." (see ``docs/design_sections/knowledge.md``).
+rules call "Cannot exclude X" negated and miss "FINDINGS: No X." (see ``docs/design.md``, "Knowledge").
 
 The assertion words (triggers, section headers, "normal" words) live in one place,
 ``configs/vocab/context.json``, loaded through :func:`gkmvlp_monai.knowledge.vocab.context_vocab`.
