@@ -341,17 +341,29 @@ class TrainingCheckpoints:
         self.validator = validator
 
     def attach(self, engine: Engine) -> None:
-        from monai.handlers import CheckpointLoader, CheckpointSaver
+        from monai.handlers import CheckpointLoader
 
-        state = {**self.objects, "trainer": engine}
+        self._state = {**self.objects, "trainer": engine}
         if self.resume:
             path = latest_checkpoint(self.save_dir)
-            CheckpointLoader(load_path=path, load_dict=state, map_location=engine.state.device).attach(engine)
-        if not self.save:
+            CheckpointLoader(load_path=path, load_dict=self._state, map_location=engine.state.device).attach(
+                engine
+            )
+        if self.save:
+            # The savers are attached when the run starts, i.e. after every other handler of the config:
+            # at ITERATION_COMPLETED they then run last, so a checkpoint holds the state *after* the
+            # iteration's scheduler step (saved before it, a resumed run would lag one learning-rate step).
+            engine.add_event_handler(Events.STARTED, self._attach_savers)
+
+    def _attach_savers(self, engine: Engine) -> None:
+        from monai.handlers import CheckpointSaver
+
+        if getattr(self, "_savers_attached", False):
             return
+        self._savers_attached = True
         CheckpointSaver(
             save_dir=self.save_dir,
-            save_dict=state,
+            save_dict=self._state,
             file_prefix="",  # ignite names it "checkpoint_iteration=<n>.pt" (several objects -> "checkpoint")
             save_interval=self.interval,
             epoch_level=False,
@@ -362,7 +374,7 @@ class TrainingCheckpoints:
         if self.validator is not None:
             CheckpointSaver(
                 save_dir=self.save_dir,
-                save_dict=state,
+                save_dict=self._state,
                 save_key_metric=True,
                 key_metric_filename="best_checkpoint.pt",
             ).attach(self.validator)
