@@ -6,7 +6,7 @@ from gkmvlp_monai.apps.summary import HEADLINES, write_summary
 def test_summary_page_from_stage_outputs(tmp_path):
     (tmp_path / "pretrain" / "eval").mkdir(parents=True)
     (tmp_path / "pretrain" / "eval" / "metrics.json").write_text(
-        json.dumps({"metrics": {"zs_macro_AUC": 0.9, "i2t_R@1": 0.25, "t2i_R@10": 0.5}})
+        json.dumps({"metrics": {"zs_macro_AUC": 0.9, "i2t_R1": 0.25, "t2i_R10": 0.5}})
     )
     (tmp_path / "pretrain" / "eval" / "params.json").write_text(
         json.dumps({"model_size": "cpu", "image_size": 128})

@@ -28,10 +28,10 @@ def test_identical_reports_count_as_correct():
     img = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     txt = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     s = retrieval_scores(img, txt, texts, ks=(1,))
-    assert s["i2t_R@1"] == 1.0 and s["t2i_R@1"] == 1.0
+    assert s["i2t_R1"] == 1.0 and s["t2i_R1"] == 1.0
     # without text matching, the tie between items 0 and 1 makes one of them miss at R@1
     s_strict = retrieval_scores(img, txt, None, ks=(1,))
-    assert s_strict["i2t_R@1"] < 1.0
+    assert s_strict["i2t_R1"] < 1.0
 
 
 def test_retrieval_metric_accumulates_batches():
@@ -42,11 +42,11 @@ def test_retrieval_metric_accumulates_batches():
     metric.update((emb[:5], emb[:5] + 0.01, [f"r{i}" for i in range(5)]))
     metric.update((emb[5:], emb[5:] + 0.01, [f"r{i}" for i in range(5, 12)]))
     out = metric.compute()
-    assert out["i2t_R@1"] == 1.0 and out["t2i_R@5"] == 1.0
+    assert out["i2t_R1"] == 1.0 and out["t2i_R5"] == 1.0
     shuffled = RetrievalRecall(ks=(1,))
     shuffled.reset()
     shuffled.update((emb, emb.flip(0), [f"r{i}" for i in range(12)]))
-    assert shuffled.compute()["i2t_R@1"] < 0.5
+    assert shuffled.compute()["i2t_R1"] < 0.5
 
 
 def test_masked_auc_hand_worked():

@@ -15,7 +15,15 @@ import torch
 from bundle_helpers import REPO, SCHEMA, bundle_cmd, overrides
 
 BUNDLE = REPO / "bundles" / "gkmvlp_pretrain"
-TINY = dict(model_size="tiny", image_size=64, num_workers=0, cache="memory", batch_size=4, val_batch_size=8, mlflow=False)
+TINY = dict(
+    model_size="tiny",
+    image_size=64,
+    num_workers=0,
+    cache="memory",
+    batch_size=4,
+    val_batch_size=8,
+    mlflow=False,
+)
 
 
 def _train_args(tmp: Path, datalist: str, **kw: object) -> list[str]:
@@ -33,7 +41,10 @@ def _train_args(tmp: Path, datalist: str, **kw: object) -> list[str]:
 
 
 def test_metadata_is_valid_against_the_schema_on_disk():
-    bundle_cmd("gkmvlp_pretrain", ["verify_metadata", "--meta_file", "configs/metadata.json", "--filepath", str(SCHEMA)])
+    bundle_cmd(
+        "gkmvlp_pretrain",
+        ["verify_metadata", "--meta_file", "configs/metadata.json", "--filepath", str(SCHEMA)],
+    )
 
 
 def test_metadata_output_channels_match_the_entity_vocabulary():
@@ -48,9 +59,16 @@ def test_verify_net_in_out():
     bundle_cmd(
         "gkmvlp_pretrain",
         [
-            "verify_net_in_out", "network_def", "--meta_file", "configs/metadata.json",
-            "--config_file", "configs/inference.json", "--device", "cpu",
-            "--_meta_#network_data_format#inputs#image#spatial_shape", "[64,64]",
+            "verify_net_in_out",
+            "network_def",
+            "--meta_file",
+            "configs/metadata.json",
+            "--config_file",
+            "configs/inference.json",
+            "--device",
+            "cpu",
+            "--_meta_#network_data_format#inputs#image#spatial_shape",
+            "[64,64]",
             *overrides(model_size="tiny", image_size=64),
         ],
     )
@@ -64,9 +82,15 @@ def test_config_properties(tmp_path, iu_synth_tiny):
     try:
         for config, kind in (("configs/train.json", "train"), ("configs/inference.json", "infer")):
             wf = ConfigWorkflow(
-                config_file=config, meta_file="configs/metadata.json", logging_file="configs/logging.conf",
-                workflow_type=kind, output_dir=str(tmp_path / kind), model_size="tiny", image_size=64,
-                datalist_file=iu_synth_tiny, num_workers=0,
+                config_file=config,
+                meta_file="configs/metadata.json",
+                logging_file="configs/logging.conf",
+                workflow_type=kind,
+                output_dir=str(tmp_path / kind),
+                model_size="tiny",
+                image_size=64,
+                datalist_file=iu_synth_tiny,
+                num_workers=0,
             )
             wf.initialize()
             assert wf.check_properties() in (None, []), (config, wf.check_properties())
@@ -75,8 +99,19 @@ def test_config_properties(tmp_path, iu_synth_tiny):
 
 
 def test_train_evaluate_infer_export(tmp_path, iu_synth_tiny):
-    out = bundle_cmd("gkmvlp_pretrain", ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny)])
+    # MLflow on (the default): metric names must be ones MLflow accepts (no "@")
+    out = bundle_cmd(
+        "gkmvlp_pretrain",
+        ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny, mlflow=True)],
+    )
     assert "train_loss_itc" in out and "zs_macro_AUC" in out
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'eval' / 'mlruns.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("gkmvlp_pretrain").experiment_id])
+    logged = runs[0].data.metrics
+    assert {"i2t_R1", "t2i_R10", "zs_macro_AUC", "train_loss_itc"} <= set(logged), sorted(logged)
+    assert runs[0].data.params["model_size"] == "tiny"
     models = tmp_path / "models"
     for name in ("model.pt", "best_checkpoint.pt", "checkpoint_final.pt"):
         assert (models / name).is_file(), name
@@ -88,19 +123,33 @@ def test_train_evaluate_infer_export(tmp_path, iu_synth_tiny):
 
     bundle_cmd(
         "gkmvlp_pretrain",
-        ["run", "--config_file", "['configs/train.json','configs/evaluate.json']", *_train_args(tmp_path, iu_synth_tiny)],
+        [
+            "run",
+            "--config_file",
+            "['configs/train.json','configs/evaluate.json']",
+            *_train_args(tmp_path, iu_synth_tiny),
+        ],
     )
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "test"
-    for key in ("i2t_R@1", "t2i_R@10", "zs_macro_AUC", "val_loss_lm"):
+    for key in ("i2t_R1", "t2i_R10", "zs_macro_AUC", "val_loss_lm"):
         assert key in metrics["metrics"], key
 
     bundle_cmd(
         "gkmvlp_pretrain",
         [
-            "run", "--config_file", "configs/inference.json",
-            *overrides(model_size="tiny", image_size=64, num_workers=0, batch_size=4,
-                       datalist_file=iu_synth_tiny, ckpt_dir=str(models), output_dir=str(tmp_path / "infer")),
+            "run",
+            "--config_file",
+            "configs/inference.json",
+            *overrides(
+                model_size="tiny",
+                image_size=64,
+                num_workers=0,
+                batch_size=4,
+                datalist_file=iu_synth_tiny,
+                ckpt_dir=str(models),
+                output_dir=str(tmp_path / "infer"),
+            ),
         ],
     )
     pred = json.loads((tmp_path / "infer" / "predictions.json").read_text())
@@ -112,9 +161,20 @@ def test_train_evaluate_infer_export(tmp_path, iu_synth_tiny):
     bundle_cmd(
         "gkmvlp_pretrain",
         [
-            "ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(models / "model.pt"),
-            "--meta_file", "configs/metadata.json", "--config_file", "configs/inference.json",
-            "--use_trace", "True", "--input_shape", "[1,1,64,64]",
+            "ckpt_export",
+            "network_def",
+            "--filepath",
+            str(ts),
+            "--ckpt_file",
+            str(models / "model.pt"),
+            "--meta_file",
+            "configs/metadata.json",
+            "--config_file",
+            "configs/inference.json",
+            "--use_trace",
+            "True",
+            "--input_shape",
+            "[1,1,64,64]",
             *overrides(model_size="tiny", image_size=64),
         ],
     )
@@ -126,10 +186,18 @@ def test_train_evaluate_infer_export(tmp_path, iu_synth_tiny):
 
 
 def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, iu_synth_tiny):
-    bundle_cmd("gkmvlp_pretrain", ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny, max_epochs=1)])
+    bundle_cmd(
+        "gkmvlp_pretrain",
+        ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny, max_epochs=1)],
+    )
     out = bundle_cmd(
         "gkmvlp_pretrain",
-        ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny, max_epochs=2, resume=True)],
+        [
+            "run",
+            "--config_file",
+            "configs/train.json",
+            *_train_args(tmp_path, iu_synth_tiny, max_epochs=2, resume=True),
+        ],
     )
     assert "resuming from iteration" in out and "epoch 1 until 2 epochs" in out
 
@@ -154,13 +222,22 @@ _KILL_SCRIPT = textwrap.dedent(
 
 def _run_killable(tmp: Path, datalist: str, kill_at: int, resume: bool = False) -> int:
     settings = {
-        **TINY, "datalist_file": datalist, "ckpt_dir": str(tmp / "models"), "output_dir": str(tmp / "eval"),
-        "max_epochs": 2, "ckpt_interval": 2, "resume": resume, "batch_size": 4,
+        **TINY,
+        "datalist_file": datalist,
+        "ckpt_dir": str(tmp / "models"),
+        "output_dir": str(tmp / "eval"),
+        "max_epochs": 2,
+        "ckpt_interval": 2,
+        "resume": resume,
+        "batch_size": 4,
     }
     args = [f"{k}={v!r}" for k, v in settings.items()]
     proc = subprocess.run(
         [sys.executable, "-c", _KILL_SCRIPT, str(kill_at), *args],
-        cwd=BUNDLE, capture_output=True, text=True, timeout=600,
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
     )
     if proc.returncode not in (0, -signal.SIGKILL):
@@ -181,7 +258,11 @@ def test_sigkill_mid_epoch_then_resume_ends_at_the_same_weights(tmp_path, iu_syn
     full = torch.load(tmp_path / "full" / "models" / "checkpoint_final.pt", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "broken" / "models" / "checkpoint_final.pt", weights_only=False)["model"]
     assert full.keys() == resumed.keys()
-    diff = {k: (full[k].float() - resumed[k].float()).abs().max().item() for k in full if full[k].is_floating_point()}
+    diff = {
+        k: (full[k].float() - resumed[k].float()).abs().max().item()
+        for k in full
+        if full[k].is_floating_point()
+    }
     assert max(diff.values()) == 0.0, sorted(diff.items(), key=lambda kv: -kv[1])[:5]
 
 
@@ -191,11 +272,26 @@ def test_multi_gpu_config_runs_with_two_cpu_processes(tmp_path, iu_synth_tiny):
     cpu.write_text(json.dumps({"device": "$torch.device('cpu')", "backend": "gloo"}))
     args = _train_args(tmp_path, iu_synth_tiny, max_epochs=1)
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
-        "-m", "monai.bundle", "run", "--config_file",
-        f"['configs/train.json','configs/multi_gpu_train.json','{cpu}']", *args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        f"['configs/train.json','configs/multi_gpu_train.json','{cpu}']",
+        *args,
     ]
-    proc = subprocess.run(cmd, cwd=BUNDLE, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        cmd,
+        cwd=BUNDLE,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert (tmp_path / "models" / "checkpoint_final.pt").is_file()

@@ -90,7 +90,7 @@ def write_summary(out: str | Path) -> tuple[Path, Path]:
         lines += [
             f"| zero-shot macro AUC, 8 most frequent drawn findings | {m.get('zs_macro_AUC', float('nan')):.3f} |"
         ]
-        for k in ("i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10"):
+        for k in ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10"):
             if k in m:
                 lines.append(f"| {k} | {m[k]:.3f} |")
         lines.append("")
@@ -117,7 +117,7 @@ def write_summary(out: str | Path) -> tuple[Path, Path]:
     if pre is not None:
         fig.suptitle(
             f"GK-MVLP on iu-synth: pre-training zero-shot AUC {pre['metrics'].get('zs_macro_AUC', float('nan')):.3f}, "
-            f"i2t R@10 {pre['metrics'].get('i2t_R@10', float('nan')):.3f}"
+            f"i2t R@10 {pre['metrics'].get('i2t_R10', float('nan')):.3f}"
         )
     fig.tight_layout()
     png = out / "summary.png"

@@ -61,7 +61,7 @@ def retrieval_scores(
         ks: cut-offs.
 
     Returns:
-        ``{"i2t_R@1": ..., "t2i_R@1": ..., ..., "retrieval_mean_recall": mean of all}``.
+        ``{"i2t_R1": ..., "t2i_R1": ..., ..., "retrieval_mean_recall": mean of all}`` (no "@": MLflow rejects it in metric names).
     """
     img = torch.nn.functional.normalize(image_emb.float(), dim=-1)
     txt = torch.nn.functional.normalize(text_emb.float(), dim=-1)
@@ -70,9 +70,9 @@ def retrieval_scores(
     relevant = text_match_matrix(texts) if texts is not None else torch.eye(n, dtype=torch.bool)
     out: dict[str, float] = {}
     for k, v in recall_at_k(sim, relevant, ks).items():
-        out[f"i2t_R@{k}"] = v
+        out[f"i2t_R{k}"] = v
     for k, v in recall_at_k(sim.T, relevant.T, ks).items():
-        out[f"t2i_R@{k}"] = v
+        out[f"t2i_R{k}"] = v
     out["retrieval_mean_recall"] = sum(out.values()) / len(out)
     return out
 
