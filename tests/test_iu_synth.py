@@ -186,3 +186,5 @@ def test_build_is_deterministic(built: Path, tmp_path: Path):
     assert a == b
     for it in a["training"][:4]:
         assert (built.parent / it["image_png"]).read_bytes() == (again.parent / it["image_png"]).read_bytes()
+        # DICOM too: UIDs, dates and times derive from the seed, so the files are byte-identical
+        assert (built.parent / it["image_dcm"]).read_bytes() == (again.parent / it["image_dcm"]).read_bytes()

@@ -94,6 +94,12 @@ def _build_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
         window=(float(2 ** (bits - 1)), float(2**bits)),
         study_uid=generate_uid(entropy_srcs=[f"iu-synth/{seed}/{uid}/study"]),
         sop_uid=generate_uid(entropy_srcs=[f"iu-synth/{seed}/{uid}/image"]),
+        # fixed date/time and seeded series UID: the same seed writes byte-identical files
+        extra={
+            "SeriesInstanceUID": generate_uid(entropy_srcs=[f"iu-synth/{seed}/{uid}/series"]),
+            "StudyDate": "20130801",
+            "StudyTime": "120000",
+        },
     )
     mask_rel = []
     for k, m in enumerate(case.lesion_masks):
