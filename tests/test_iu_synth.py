@@ -188,3 +188,19 @@ def test_build_is_deterministic(built: Path, tmp_path: Path):
         assert (built.parent / it["image_png"]).read_bytes() == (again.parent / it["image_png"]).read_bytes()
         # DICOM too: UIDs, dates and times derive from the seed, so the files are byte-identical
         assert (built.parent / it["image_dcm"]).read_bytes() == (again.parent / it["image_dcm"]).read_bytes()
+
+
+def test_shipped_patient_split_is_the_seed0_draw():
+    """configs/splits holds the patient-level 70/10/20 split of all IU reports (seed 0); the builder's draw
+    must reproduce it exactly, so the shipped file and the code never disagree."""
+    import csv
+
+    from gkmvlp_monai.data.iu_synth.builder import patient_split
+    from gkmvlp_monai.paths import configs_dir
+
+    with open(configs_dir() / "splits" / "iu_synth_patient_split_seed0.csv") as f:
+        shipped = {r["subject_id"]: r["split"] for r in csv.DictReader(f)}
+    assert len(shipped) == 3955
+    assert patient_split(list(shipped), seed=0) == shipped
+    counts = {k: sum(v == k for v in shipped.values()) for k in ("training", "validation", "test")}
+    assert counts == {"training": 2768, "validation": 396, "test": 791}
