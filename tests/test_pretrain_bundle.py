@@ -240,7 +240,13 @@ def _run_killable(tmp: Path, datalist: str, kill_at: int, resume: bool = False) 
         timeout=600,
         # deterministic mode: single-threaded CPU kernels from process start (set later, oneDNN's
         # multi-threaded reductions already make two unbroken runs differ in the last bits)
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        },
     )
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
