@@ -30,6 +30,13 @@ from gkmvlp_monai.paths import REPO_ROOT, data_dir
 
 STAGES = ("images", "data", "pretrain", "downstream", "summary")
 TASKS = ("classification", "localization", "report_generation", "vqa")
+# --quick: the smallest budget of each study (checks the wiring; the figures mean nothing)
+QUICK_BUDGETS = {
+    "classification": {"epochs": 1},
+    "localization": {"steps": 4},
+    "report_generation": {"epochs": 1, "test_max_items": 8},
+    "vqa": {"steps": 4},
+}
 PRETRAIN_BUNDLE = REPO_ROOT / "bundles" / "gkmvlp_pretrain"
 
 logger = logging.getLogger("gkmvlp_monai.demo")
@@ -145,7 +152,8 @@ def stage_downstream(
             out_dir=str(out / task),
             model_size=settings["model_size"],
             image_size=settings["image_size"],
-            **({"fractions": (0.1, 1.0)}),
+            fractions=(0.1, 1.0),
+            **(QUICK_BUDGETS[task] if quick else {}),
         )
         print(f"{task} took {(time.time() - start) / 60:.1f} min")
     return results

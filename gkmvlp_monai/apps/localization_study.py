@@ -142,13 +142,16 @@ def run_study(
             t0 = time.time()
             frac = None if fraction >= 1.0 else float(fraction)
             n_items = len(localization_items(datalist, "training", frac, seed))
-            epochs = epochs_for_steps(steps, n_items, batch_size)
+            # a fraction smaller than one batch would give no batch at all (drop_last): shrink the batch
+            run_batch = max(1, min(batch_size, n_items))
+            epochs = epochs_for_steps(steps, n_items, run_batch)
             run_dir = out / f"finetune_{init}_{int(round(fraction * 100))}pct"
             overrides = {
                 **common,
                 "from_scratch": scratch,
                 "train_fraction": frac,
                 "max_epochs": epochs,
+                "batch_size": run_batch,
                 "val_interval": max(1, epochs // max(1, val_evals)),
                 "output_dir": str(run_dir / "eval"),
                 "ckpt_dir": str(run_dir / "models"),
