@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--size", default="base", choices=["tiny", "small", "base"])
+    p.add_argument("--size", default="base", choices=["tiny", "cpu", "small", "base"])
     p.add_argument("--steps", type=int, default=5, help="measured steps")
     p.add_argument("--warmup", type=int, default=2, help="warm-up steps (the first counts FLOPs, profiles)")
     p.add_argument("--num-workers", type=int, default=2)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gkmvlp_monai.losses.grounding import boxes_to_patch_mask
-from gkmvlp_monai.networks.region import RegionPooling, roi_align
+from gkmvlp_monai.networks.region import RegionPooling, roi_align, roi_mean_pool
 
 
 def _bilinear(fm: torch.Tensor, x: float, y: float) -> torch.Tensor:
@@ -72,6 +72,29 @@ def test_roi_align_linear_ramp_mean_is_value_at_box_centre():
     got = roi_align(fm, boxes, output_size=4, spatial_scale=1.0, sampling_ratio=2).mean(dim=(-2, -1))
     want = torch.tensor([2 * 3.0 + 3 * 4.5, 2 * 4.0 + 3 * 4.95])
     torch.testing.assert_close(got.flatten(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("output_size,sampling_ratio", [(4, 2), (3, 1), (1, 3)])
+def test_roi_mean_pool_equals_mean_of_roi_align_samples_with_gradients(output_size, sampling_ratio):
+    # boxes inside, across the border and fully outside the map (border clamping), thin and wide
+    torch.manual_seed(1)
+    fm = torch.randn(2, 5, 6, 7, dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor(
+        [
+            [[0.0, 0.0, 48.0, 56.0], [3.3, 10.1, 20.7, 30.2], [-8.0, 40.0, 12.0, 70.0]],
+            [[44.0, 50.0, 60.0, 64.0], [10.0, 10.0, 10.5, 40.0], [5.0, 1.0, 30.0, 2.0]],
+        ],
+        dtype=torch.float64,
+    )
+    ref = roi_align(fm, boxes, output_size, spatial_scale=1 / 8, sampling_ratio=sampling_ratio).mean(
+        dim=(-2, -1)
+    )
+    got = roi_mean_pool(fm, boxes, output_size, spatial_scale=1 / 8, sampling_ratio=sampling_ratio)
+    torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+    w = torch.randn_like(ref)
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), fm)
+    (g_got,) = torch.autograd.grad((got * w).sum(), fm)
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-10, atol=1e-10)
 
 
 def test_roi_align_axis_convention_x_is_dim_minus_2():
