@@ -23,8 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ignite.metrics import Metric
-from ignite.metrics.metric import reinit__is_reduced
+from gkmvlp_monai.metrics.accumulate import TextPairAccumulator
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def caption_scores(
     return out
 
 
-class CaptionMetrics(Metric):
+class CaptionMetrics(TextPairAccumulator):
     """Ignite metric: accumulates generated and reference reports over an epoch, then
     :func:`caption_scores`; publishes every score flattened into ``engine.state.metrics``.
 
@@ -140,25 +139,8 @@ class CaptionMetrics(Metric):
         self.prefix = prefix
         super().__init__(output_transform=output_transform, device=device)
 
-    @reinit__is_reduced
-    def reset(self) -> None:
-        self._hyp: list[str] = []
-        self._ref: list[str] = []
-
-    @reinit__is_reduced
-    def update(self, output: Any) -> None:
-        if output is None:
-            return
-        hyp, ref = output
-        if len(hyp) != len(ref):
-            raise ValueError(f"{len(hyp)} generated reports but {len(ref)} references in a batch")
-        self._hyp.extend(str(h) for h in hyp)
-        self._ref.extend(str(r) for r in ref)
-
     def compute(self) -> float:
-        hyp, ref = self._hyp, self._ref
-        if not hyp:
-            raise RuntimeError("CaptionMetrics needs at least one report before compute()")
+        hyp, ref = self.collected()
         self.scores = caption_scores(ref, hyp, meteor=self.meteor)
         return self.scores["bleu4"]
 

@@ -9,6 +9,8 @@ from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
 from monai.metrics import compute_roc_auc
 
+from gkmvlp_monai.metrics.accumulate import ScoreTargetAccumulator
+
 
 def masked_multilabel_auc(
     probs: torch.Tensor, targets: torch.Tensor, ignore_value: float = -1.0
@@ -42,7 +44,7 @@ def macro_auc(per_class: Sequence[float | None]) -> float:
     return float(sum(vals) / len(vals)) if vals else float("nan")
 
 
-class MultiLabelAUC(Metric):
+class MultiLabelAUC(ScoreTargetAccumulator):
     """Ignite metric: per-class and macro AUC over an epoch.
 
     ``output_transform`` must return ``(probs [B, C], targets [B, C])`` with ignored entries set to -1.
@@ -77,23 +79,8 @@ class MultiLabelAUC(Metric):
         self.chosen: list[str] = []
         super().__init__(output_transform=output_transform, device=device, metrics_result_mode="flatten")
 
-    @reinit__is_reduced
-    def reset(self) -> None:
-        self._p: list[torch.Tensor] = []
-        self._t: list[torch.Tensor] = []
-
-    @reinit__is_reduced
-    def update(self, output) -> None:
-        if output is None:  # a skipped (all-bad) batch
-            return
-        p, t = output
-        self._p.append(p.detach().float().cpu())
-        self._t.append(t.detach().float().cpu())
-
     def compute(self) -> dict[str, float]:
-        if not self._p:
-            raise RuntimeError("MultiLabelAUC needs at least one batch before compute()")
-        probs, targets = torch.cat(self._p), torch.cat(self._t)
+        probs, targets = self.collected()
         if probs.shape[1] != len(self.names):
             raise ValueError(f"got {probs.shape[1]} classes, expected {len(self.names)} names")
         per = masked_multilabel_auc(probs, targets)

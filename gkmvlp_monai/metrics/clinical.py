@@ -17,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ignite.metrics import Metric
-from ignite.metrics.metric import reinit__is_reduced
-
 from gkmvlp_monai.knowledge.vocab import entities
+from gkmvlp_monai.metrics.accumulate import TextPairAccumulator
 
 ENTITY_KINDS = ("normal", "abnormal", "catch-all")
 
@@ -121,7 +119,7 @@ def clinical_efficacy(
     return entity_prf(refs, hyps)
 
 
-class ClinicalEfficacy(Metric):
+class ClinicalEfficacy(TextPairAccumulator):
     """Ignite metric: :func:`clinical_efficacy` over an epoch's generated and reference reports.
 
     ``output_transform`` returns ``(generated list[str], references list[str])`` (``None``: skipped
@@ -149,25 +147,8 @@ class ClinicalEfficacy(Metric):
         self.report_filter = ReportFilter()
         super().__init__(output_transform=output_transform, device=device)
 
-    @reinit__is_reduced
-    def reset(self) -> None:
-        self._hyp: list[str] = []
-        self._ref: list[str] = []
-
-    @reinit__is_reduced
-    def update(self, output: Any) -> None:
-        if output is None:
-            return
-        hyp, ref = output
-        if len(hyp) != len(ref):
-            raise ValueError(f"{len(hyp)} generated reports but {len(ref)} references in a batch")
-        self._hyp.extend(str(h) for h in hyp)
-        self._ref.extend(str(r) for r in ref)
-
     def compute(self) -> float:
-        hyp, ref = self._hyp, self._ref
-        if not hyp:
-            raise RuntimeError("ClinicalEfficacy needs at least one report before compute()")
+        hyp, ref = self.collected()
         refs = [positive_entities(self.report_filter, r, self.keep) for r in ref]
         hyps = [positive_entities(self.report_filter, h, self.keep) for h in hyp]
         self.scores = entity_prf(refs, hyps)

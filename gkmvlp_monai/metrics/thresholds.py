@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from ignite.metrics import Metric
-from ignite.metrics.metric import reinit__is_reduced
 
+from gkmvlp_monai.metrics.accumulate import ScoreTargetAccumulator
 from gkmvlp_monai.metrics.classification import macro_auc, masked_multilabel_auc
 
 CRITERIA = ("f1", "youden")
@@ -238,7 +237,7 @@ class ThresholdStore:
         }
 
 
-class ClassificationMetrics(Metric):
+class ClassificationMetrics(ScoreTargetAccumulator):
     """Ignite metric: AUC (per class and macro), plus F1 / accuracy, over an epoch.
 
     ``output_transform`` must return ``(probs [B, C], targets)``: multi-label targets ``[B, C]`` in
@@ -256,6 +255,8 @@ class ClassificationMetrics(Metric):
         fit_thresholds: fit the store on this data.
         prefix: key prefix.
     """
+
+    target_dtype = None  # multi-class targets stay integer indices
 
     def __init__(
         self,
@@ -276,23 +277,8 @@ class ClassificationMetrics(Metric):
         self.prefix = prefix
         super().__init__(output_transform=output_transform, device=device, metrics_result_mode="flatten")
 
-    @reinit__is_reduced
-    def reset(self) -> None:
-        self._p: list[torch.Tensor] = []
-        self._t: list[torch.Tensor] = []
-
-    @reinit__is_reduced
-    def update(self, output) -> None:
-        if output is None:  # a skipped (all-bad) batch
-            return
-        p, t = output
-        self._p.append(p.detach().float().cpu())
-        self._t.append(t.detach().cpu())
-
     def compute(self) -> dict[str, float]:
-        if not self._p:
-            raise RuntimeError("ClassificationMetrics needs at least one batch before compute()")
-        probs, targets = torch.cat(self._p), torch.cat(self._t)
+        probs, targets = self.collected()
         if probs.shape[1] != len(self.names):
             raise ValueError(f"got {probs.shape[1]} classes, expected {len(self.names)} names")
         if self.label_type == "multiclass":
