@@ -1,7 +1,7 @@
 """Pre-training ablation: the demo pre-training with all objectives, then with each objective switched off.
 
 Every run trains through the ``gkmvlp_pretrain`` bundle exactly as the README's demo does
-(``configs/train.json`` + ``configs/demo_cpu.json``, ``weight_<objective>`` set to 0 for the ablated
+(``configs/train.json`` + ``configs/demo_cpu.json``, ``loss_weights#<objective>`` set to 0 for the ablated
 objective, every other setting equal), then scores the test split with ``configs/evaluate.json``:
 zero-shot macro AUC over the 8 abnormal findings drawn most often, image->report and report->image
 R@1/5/10 against all test reports, and the LM loss. Runs whose ``eval/metrics.json`` exists are reused,
@@ -52,7 +52,7 @@ def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: i
         "mlflow": False,
     }
     if off is not None:
-        overrides[f"weight_{off}"] = 0.0
+        overrides[f"loss_weights#{off}"] = 0.0
     configs = ["configs/train.json", "configs/demo_cpu.json"]
     start = time.time()
     if not (run / "models" / "checkpoint_final.pt").is_file():

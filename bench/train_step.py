@@ -203,7 +203,7 @@ def make_loader(
     deterministic, random = cxr_train_transforms(image_size)
     text = [
         ReportEntitiesd(keys="entities"),
-        EntityTargetsd(keys="entities"),
+        EntityTargetsd(keys="entities", normal_study_negatives=True),
         TokenizeReportd(keys="report", tokenizer=model.tokenizer, max_length=model.max_text_length),
         SelectItemsd(
             keys=[

@@ -60,3 +60,24 @@ def test_report_entities_honours_allow_missing_keys() -> None:
     out = strict({"report": "Left pleural effusion."})
     assert out["entities"]["effusion"]["state"] == "present"
     assert strict({"image": "x", "entities": {}})["entities"] == {}  # an existing key is kept
+
+
+def test_normal_study_negatives_only_for_reports_without_abnormal_findings() -> None:
+    t = EntityTargetsd(normal_study_negatives=True)
+    abnormal = [e.name for e in vocab.entities() if e.kind == "abnormal"]
+    others = [e.name for e in vocab.entities() if e.kind != "abnormal"]
+    # a normal report: only normal-kind observations and negations -> every unmentioned abnormal entity absent
+    normal = t({"entities": {"clear": {"state": "present", "regions": []}, "effusion": {"state": "absent"}}})
+    s = normal["entity_state"]
+    assert all(s[vocab.entity_index(n)] == 0 for n in abnormal)
+    assert s[vocab.entity_index("clear")] == 1
+    assert all(s[vocab.entity_index(n)] == -1 for n in others if n != "clear")
+    # an abnormal report (present or uncertain finding): unmentioned entities stay ignored
+    for state in ("present", "uncertain"):
+        out = t({"entities": {"granuloma": {"state": state, "regions": []}}})["entity_state"]
+        assert out[vocab.entity_index("degenerative")] == -1
+        assert (out == -1).sum() == len(vocab.entity_names()) - 1
+    # no report at all is not a normal study; the switch is off by default
+    assert (t.targets(None)[0] == -1).all()
+    assert (EntityTargetsd()({"entities": {}})["entity_state"] == -1).all()
+    assert (t({"entities": {}})["entity_state"][[vocab.entity_index(n) for n in abnormal]] == 0).all()

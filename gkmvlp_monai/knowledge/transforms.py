@@ -10,6 +10,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
 from gkmvlp_monai.knowledge.report_filter import ReportFilter, report_text
+from gkmvlp_monai.knowledge.vocab import entities as vocab_entities
 from gkmvlp_monai.knowledge.vocab import entity_names, region_names
 
 STATE_CODES = {"absent": 0, "present": 1, "uncertain": 2}
@@ -59,11 +60,21 @@ class EntityTargetsd(MapTransform):
     States: -1 unmentioned, 0 absent, 1 present, 2 uncertain. Regions are set for present and uncertain
     entities. Unknown entity or region names raise ``KeyError`` naming them.
 
+    Normal studies: a report that names no abnormal finding as present or uncertain is a radiologist's
+    statement that the study is normal, i.e. an implicit negation of every abnormal finding. With
+    ``normal_study_negatives=True`` the unmentioned *abnormal* entities of such a report become absent
+    (0); entities of the ``normal`` / catch-all kinds stay unmentioned, and reports with any present or
+    uncertain abnormal finding are unchanged (their unmentioned entities stay -1, ignored by ECLS).
+    Without this, findings that reports never negate (degenerative spine, granuloma, calcification,
+    tortuous aorta, low volumes) have no negative example at all (``docs/design.md``, ECLS targets).
+
     Args:
         keys: the entities key (default ``"entities"``).
         state_key: output key of the state vector.
         regions_key: output key of the region matrix.
         allow_missing_keys: when True an item without entities gets all -1 / all False.
+        normal_study_negatives: mark the unmentioned abnormal entities of a normal report absent. An
+            item without an ``entities`` key (no report) is never treated as normal.
     """
 
     def __init__(
@@ -72,12 +83,15 @@ class EntityTargetsd(MapTransform):
         state_key: str = "entity_state",
         regions_key: str = "entity_regions",
         allow_missing_keys: bool = False,
+        normal_study_negatives: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys=allow_missing_keys)
         self.state_key = state_key
         self.regions_key = regions_key
         self.names = {n: i for i, n in enumerate(entity_names())}
         self.regions = {n: i for i, n in enumerate(region_names())}
+        self.normal_study_negatives = normal_study_negatives
+        self.abnormal = torch.tensor([e.kind == "abnormal" for e in vocab_entities()], dtype=torch.bool)
 
     def targets(self, entities: Mapping[str, Mapping[str, Any]] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """State vector and region matrix of one ``entities`` dict."""
@@ -99,6 +113,10 @@ class EntityTargetsd(MapTransform):
                             f"entity {name!r}: unknown region {r!r}; see configs/vocab/regions.json"
                         )
                     regions[i, self.regions[r]] = True
+        if self.normal_study_negatives and entities is not None:
+            positive = (state == STATE_CODES["present"]) | (state == STATE_CODES["uncertain"])
+            if not bool((positive & self.abnormal).any()):
+                state[(state == UNMENTIONED) & self.abnormal] = STATE_CODES["absent"]
         return state, regions
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
