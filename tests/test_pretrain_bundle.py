@@ -303,3 +303,17 @@ def test_multi_gpu_config_runs_with_two_cpu_processes(tmp_path, iu_synth_tiny):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert (tmp_path / "models" / "checkpoint_final.pt").is_file()
+
+
+def test_validation_metrics_follow_the_objective_switches():
+    """Regression: with the LM objective off the network returns no ``loss_lm`` and validation crashed
+    on the ``val_loss_lm`` metric at the end of the first epoch (found by bench/pretrain_ablation.py)."""
+    from monai.bundle import ConfigParser
+
+    for lm, expect in ((1.0, {"zero_shot_auc", "val_loss_lm"}), (0.0, {"zero_shot_auc"})):
+        parser = ConfigParser()
+        parser.read_config(
+            str(Path(__file__).resolve().parents[1] / "bundles/gkmvlp_pretrain/configs/train.json")
+        )
+        parser["loss_weights#lm"] = lm
+        assert set(parser.get_parsed_content("validate#additional_metrics")) == expect
