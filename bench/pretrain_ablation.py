@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.apps.demo import _bundle_run
+from gkmvlp_monai.apps.demo import run_pretrain_bundle
 
 OBJECTIVES = ("itc", "itm", "lm", "ecls", "grounding")
 COLUMNS = (
@@ -56,9 +56,9 @@ def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: i
     configs = ["configs/train.json", "configs/demo_cpu.json"]
     start = time.time()
     if not (run / "models" / "checkpoint_final.pt").is_file():
-        _bundle_run(configs, overrides, run / "train.log")
+        run_pretrain_bundle(configs, overrides, run / "train.log")
     train_s = time.time() - start
-    _bundle_run([*configs, "configs/evaluate.json"], overrides, run / "evaluate.log")
+    run_pretrain_bundle([*configs, "configs/evaluate.json"], overrides, run / "evaluate.log")
     result = json.loads(metrics_file.read_text())
     result["train_seconds"] = round(train_s, 1)
     metrics_file.write_text(json.dumps(result, indent=1))

@@ -55,7 +55,7 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} " + "=" * max(0, 70 - len(text)), flush=True)
 
 
-def _bundle_run(config_files: list[str], overrides: dict[str, Any], log: Path) -> None:
+def run_pretrain_bundle(config_files: list[str], overrides: dict[str, Any], log: Path) -> None:
     """Run the pretrain bundle as a user would (``python -m monai.bundle run``), logging to ``log``."""
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(config_files)]
     for k, v in overrides.items():
@@ -124,12 +124,12 @@ def stage_pretrain(out: Path, datalist: Path, quick: bool, force: bool) -> dict[
     }
     if force or not (run / "models" / "checkpoint_final.pt").is_file():
         start = time.time()
-        _bundle_run(configs, common, run / "train.log")
+        run_pretrain_bundle(configs, common, run / "train.log")
         print(f"pre-training took {(time.time() - start) / 60:.1f} min")
     else:
         print(f"using the existing pre-training in {run} (--force retrains)")
     if force or not metrics_file.is_file():
-        _bundle_run(configs + ["configs/evaluate.json"], common, run / "evaluate.log")
+        run_pretrain_bundle(configs + ["configs/evaluate.json"], common, run / "evaluate.log")
     result = json.loads(metrics_file.read_text())
     m = result["metrics"]
     print(
