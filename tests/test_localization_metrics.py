@@ -11,6 +11,7 @@ from gkmvlp_monai.metrics.localization import (
     LocalizationMetric,
     boxes_to_mask,
     dice_iou_at_thresholds,
+    dice_iou_sweep,
     pointing_game,
     select_threshold,
 )
@@ -53,6 +54,31 @@ def test_dice_iou_hand_worked():
     assert dice[0, 0].tolist() == pytest.approx([8 / 11, 0.8, 0.0])
     assert iou[0, 0].tolist() == pytest.approx([4 / 7, 4 / 6, 0.0])
     assert select_threshold(dice, (0.2, 0.5, 0.9)) == 0.5
+
+
+def test_sweep_hand_worked_and_equal_to_monai():
+    y = torch.zeros(1, 1, 4, 4)
+    y[0, 0, 0:2, 0:2] = 1
+    p = torch.zeros(1, 1, 4, 4)
+    p[0, 0, 0:2, 0:3] = 0.8
+    p[0, 0, 3, 3] = 0.3
+    dice, iou = dice_iou_sweep(p, y, thresholds=(0.9, 0.2, 0.5))  # unsorted: results in the given order
+    assert dice[0, 0].tolist() == pytest.approx([0.0, 8 / 11, 0.8])
+    assert iou[0, 0].tolist() == pytest.approx([0.0, 4 / 7, 4 / 6])
+    # random maps, scores exactly on a threshold, empty targets (NaN), MetaTensor input (as the evaluator's)
+    from monai.data import MetaTensor
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(3, 4, 16, 12, generator=g)
+    scores[0, 1, :4] = 0.35
+    target = (torch.rand(3, 4, 16, 12, generator=g) > 0.7).float()
+    target[2, 3] = 0
+    ref = dice_iou_at_thresholds(scores, target)
+    got = dice_iou_sweep(MetaTensor(scores), MetaTensor(target))
+    for a, b in zip(ref, got):
+        assert type(b) is torch.Tensor
+        assert torch.equal(a.isnan(), b.isnan()) and bool(a.isnan()[2, 3].all())
+        assert torch.allclose(a.nan_to_num(), b.nan_to_num(), atol=1e-6)
 
 
 def test_select_threshold_needs_targets():

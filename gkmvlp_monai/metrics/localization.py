@@ -8,10 +8,14 @@ the finding is drawn. Figures are means over those pairs.
 - **Pointing game**: the map's maximum falls inside the target. With several maximal pixels (e.g. a
   flat map), the hit is the fraction of maximal pixels inside the target, so a flat map scores the
   target's area fraction (chance level), never a free hit.
-- **Dice / IoU** of the map thresholded at ``t`` (``score >= t``) against the target, with
-  ``monai.metrics.compute_dice`` / ``compute_iou``; one pass records them for a grid of candidate
-  thresholds, so the threshold can be chosen on validation (:meth:`LocalizationMetric.best_threshold`,
-  best mean Dice) and applied to test.
+- **Dice / IoU** of the map thresholded at ``t`` (``score >= t``) against the target. One pass records
+  them for a grid of candidate thresholds, so the threshold can be chosen on validation
+  (:meth:`LocalizationMetric.best_threshold`, best mean Dice) and applied to test. The sweep counts each
+  pixel once (:func:`dice_iou_sweep`: the pixel's bucket among the sorted thresholds, then cumulative
+  counts), which gives exactly ``compute_dice`` / ``compute_iou`` at every candidate at the cost of one;
+  the figures at the threshold in use (the one reported) are computed by ``monai.metrics.compute_dice`` /
+  ``compute_iou`` themselves. (Calling the MONAI functions once per candidate on the evaluator's
+  ``MetaTensor`` batches took ~90 % of a localization evaluation on CPU.)
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "boxes_to_mask",
     "pointing_game",
     "dice_iou_at_thresholds",
+    "dice_iou_sweep",
     "select_threshold",
     "LocalizationMetric",
     "LocalizationMetricHandler",
@@ -112,13 +117,70 @@ def dice_iou_at_thresholds(
         ``(dice, iou)``, each float ``[B, K, T]``; NaN where the target is empty.
     """
     _check(y_pred, y)
-    target = (y.detach() > 0).float()
+    scores = _plain(y_pred)
+    target = (_plain(y) > 0).float()
     dice, iou = [], []
     for t in thresholds:
-        pred = (y_pred.detach() >= t).float()
+        pred = (scores >= t).float()
         dice.append(compute_dice(pred, target, include_background=True, ignore_empty=True))
         iou.append(compute_iou(pred, target, include_background=True, ignore_empty=True))
     return torch.stack(dice, -1), torch.stack(iou, -1)
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    """``x`` detached, as a plain ``torch.Tensor`` (a ``MetaTensor`` makes every op copy its metadata)."""
+    x = x.detach()
+    return x.as_tensor() if hasattr(x, "as_tensor") else x
+
+
+def dice_iou_sweep(
+    y_pred: torch.Tensor, y: torch.Tensor, thresholds: Sequence[float] = DEFAULT_THRESHOLDS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dice and IoU of ``y_pred >= t`` against ``y`` for every threshold, counting each pixel once.
+
+    Equal to :func:`dice_iou_at_thresholds` (MONAI ``compute_dice`` / ``compute_iou``, empty targets NaN)
+    in ``O(pixels + thresholds)`` per map instead of ``O(pixels x thresholds)``: each pixel's bucket is the
+    number of sorted thresholds ``<= score``; the predicted area (and its overlap with the target) at
+    threshold ``j`` is the count of pixels in buckets above ``j``.
+
+    Args:
+        y_pred: ``[B, K, *spatial]`` scores.
+        y: ``[B, K, *spatial]`` binary targets.
+        thresholds: candidate thresholds (any order).
+
+    Returns:
+        ``(dice, iou)``, each float ``[B, K, T]`` in the order of ``thresholds``; NaN where the target is
+        empty.
+    """
+    _check(y_pred, y)
+    p = _plain(y_pred).flatten(2)
+    t = (_plain(y) > 0).flatten(2)
+    b, k, n = p.shape
+    thr = torch.as_tensor([float(v) for v in thresholds], dtype=p.dtype, device=p.device)
+    order = torch.argsort(thr)
+    sorted_thr = thr[order]
+    bucket = torch.bucketize(p.contiguous(), sorted_thr, right=True)  # [B, K, N] in 0..T
+    n_thr = len(thresholds)
+    flat = bucket.reshape(b * k, n)
+    area = torch.zeros(b * k, n_thr + 1, dtype=torch.float64, device=p.device)
+    area.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float64))
+    hit = torch.zeros_like(area)
+    hit.scatter_add_(1, flat, t.reshape(b * k, n).to(torch.float64))
+    # predicted pixels at sorted threshold j: buckets j + 1 .. T
+    pred_area = area.flip(1).cumsum(1).flip(1)[:, 1:]
+    inter = hit.flip(1).cumsum(1).flip(1)[:, 1:]
+    target_area = t.reshape(b * k, n).sum(1, keepdim=True).to(torch.float64)
+    dice_sorted = 2 * inter / (pred_area + target_area)
+    iou_sorted = inter / (pred_area + target_area - inter)
+    dice = torch.empty_like(dice_sorted)
+    iou = torch.empty_like(iou_sorted)
+    dice[:, order] = dice_sorted
+    iou[:, order] = iou_sorted
+    empty = (target_area == 0).expand_as(dice)
+    nan = torch.full_like(dice, float("nan"))
+    dice = torch.where(empty, nan, dice).float().reshape(b, k, n_thr)
+    iou = torch.where(empty, nan, iou).float().reshape(b, k, n_thr)
+    return dice, iou
 
 
 def select_threshold(dice: torch.Tensor, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> float:
@@ -163,8 +225,13 @@ class LocalizationMetric(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         if y is None:
             raise ValueError("LocalizationMetric needs targets")
+        y_pred, y = _plain(y_pred), _plain(y)
         hits = pointing_game(y_pred, y)
-        dice, iou = dice_iou_at_thresholds(y_pred, y, self.thresholds)
+        dice, iou = dice_iou_sweep(y_pred, y, self.thresholds)
+        # the threshold in use (the reported figures): MONAI's own compute_dice / compute_iou
+        t_index = self._index(self.threshold)
+        at_t = dice_iou_at_thresholds(y_pred, y, (self.thresholds[t_index],))
+        dice[..., t_index], iou[..., t_index] = at_t[0][..., 0], at_t[1][..., 0]
         rows = torch.cat([hits.unsqueeze(-1).cpu(), dice.cpu(), iou.cpu()], -1)  # [B, K, 1 + 2T]
         return rows.reshape(-1, rows.shape[-1])
 
