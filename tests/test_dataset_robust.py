@@ -92,6 +92,31 @@ def test_cache_avoids_redecoding(tmp_path, cache):
     assert handler.history == [len(items)] and seen == []
 
 
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_nested_compose_is_cached_and_sizes_do_not_collide(tmp_path, cache):
+    """The bundles' shape ``Compose([deterministic_pipeline] + label_transforms)``: a nested Compose is
+    Randomizable, so MONAI cached nothing before it and every epoch decoded every image again."""
+    from monai.transforms import Compose, Lambdad
+
+    from gkmvlp_monai.transforms import cxr_train_transforms
+
+    items = [i for i in _items(tmp_path) if "/g" in i["image"] and "region_boxes" not in i]
+    datasets = {}
+    for size in (32, 16):
+        deterministic, _ = cxr_train_transforms(size)
+        nested = Compose([deterministic, Lambdad("image", lambda x: x)])
+        datasets[size] = make_dataset(items, nested, cache=cache, cache_dir=tmp_path / "cache")
+        first = [datasets[size][i]["image"].shape for i in range(len(items))]
+        assert all(s[-2:] == (size, size) for s in first)
+    for item in items:  # the sources are gone: the decoded images must come from the cache
+        with open(item["image"], "wb") as fh:
+            fh.write(b"corrupt")
+    for size, ds in datasets.items():  # one cache_dir, two image sizes: each gets its own images
+        again = [ds[i] for i in range(len(items))]
+        assert not any(is_skip_marker(x) for x in again)
+        assert all(x["image"].shape[-2:] == (size, size) for x in again)
+
+
 def test_make_dataset_arguments(tmp_path):
     with pytest.raises(ValueError, match="cache_dir"):
         make_dataset([], cxr_transforms(32), cache="disk")

@@ -7,13 +7,20 @@ count reaches the main process whatever the number of DataLoader workers. The Ig
 ``gkmvlp_monai.engines.handlers.SkippedSamplesHandler`` sums it per epoch.
 
 Caching (``make_dataset(cache="memory" | "disk")``) keeps the decoded, resized images of the
-deterministic prefix of the transform; a bad sample is not cached and is skipped every epoch.
+deterministic prefix of the transform; a bad sample is not cached and is skipped every epoch. The
+transform is flattened first: MONAI caches up to the first ``Randomizable``, and ``Compose`` itself is
+one, so a nested ``Compose`` (e.g. ``Compose([deterministic_pipeline] + label_transforms)``) would
+otherwise cache nothing and decode every image every epoch. Disk cache files are named by the item
+and by :func:`transform_fingerprint` of the cached prefix (its transforms and their settings, e.g. the
+image size), so one ``cache_dir`` can serve several settings without handing back wrong images.
 A batch in which every sample was bad collates to a dict holding only the skip fields; use
 ``is_empty_batch`` to recognise it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
+from monai.transforms import Compose
 
 from gkmvlp_monai.transforms.io import CXRImageError
 
@@ -34,6 +42,7 @@ __all__ = [
     "is_empty_batch",
     "is_skip_marker",
     "make_dataset",
+    "transform_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -198,6 +207,37 @@ class RobustPersistentDataset(_RobustMixin, PersistentDataset):
         return self._robust_get(index, super().__getitem__, self.data[index])
 
 
+def _describe(obj: Any, depth: int = 0) -> Any:
+    """A JSON-able, address-free description of a transform's settings (classes and plain values)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if depth > 6:
+        return type(obj).__qualname__
+    if isinstance(obj, (list, tuple)):
+        return [_describe(v, depth + 1) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): _describe(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if callable(obj) and not hasattr(obj, "__dict__"):
+        return getattr(obj, "__qualname__", type(obj).__qualname__)
+    state = getattr(obj, "__dict__", None)
+    if state is None:
+        return type(obj).__qualname__
+    return [type(obj).__module__ + "." + type(obj).__qualname__, _describe(dict(state), depth + 1)]
+
+
+def transform_fingerprint(transforms: Sequence[Any]) -> bytes:
+    """MD5 of the classes and settings of ``transforms`` (a ``PersistentDataset`` ``hash_transform``).
+
+    Args:
+        transforms: the cacheable transforms (MONAI passes the deterministic prefix).
+
+    Returns:
+        hex digest as bytes.
+    """
+    text = json.dumps(_describe(list(transforms)), sort_keys=True, default=lambda o: type(o).__qualname__)
+    return hashlib.md5(text.encode("utf-8")).hexdigest().encode("utf-8")
+
+
 def make_dataset(
     items: Sequence[Mapping[str, Any]],
     transform: Callable,
@@ -222,6 +262,8 @@ def make_dataset(
     Raises:
         ValueError: unknown ``cache`` or ``"disk"`` without ``cache_dir``.
     """
+    if isinstance(transform, Compose):
+        transform = transform.flatten()  # a nested Compose is Randomizable: MONAI would cache nothing
     if cache == "none":
         return RobustDataset(items, transform, image_key=image_key)
     if cache == "memory":
@@ -230,6 +272,7 @@ def make_dataset(
         if cache_dir is None:
             raise ValueError("cache='disk' needs a cache_dir")
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("hash_transform", transform_fingerprint)
         return RobustPersistentDataset(items, transform, cache_dir=cache_dir, image_key=image_key, **kwargs)
     raise ValueError(f"unknown cache {cache!r}: choose 'none', 'memory' or 'disk'")
 
