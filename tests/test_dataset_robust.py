@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 from ignite.engine import Engine
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -104,10 +105,14 @@ def test_nested_compose_is_cached_and_sizes_do_not_collide(tmp_path, cache):
     datasets = {}
     for size in (32, 16):
         deterministic, _ = cxr_train_transforms(size)
-        nested = Compose([deterministic, Lambdad("image", lambda x: x)])
+        label = Lambdad("image", lambda x: x, overwrite="label")  # a plain-tensor field, as labels are
+        nested = Compose([deterministic, label, Lambdad("label", lambda x: torch.zeros(2))])
         datasets[size] = make_dataset(items, nested, cache=cache, cache_dir=tmp_path / "cache")
-        first = [datasets[size][i]["image"].shape for i in range(len(items))]
+        first = [datasets[size][i]["image"].shape for i in range(len(items) - 1)]
         assert all(s[-2:] == (size, size) for s in first)
+        # a batch mixing items read back from the cache and one computed now collates
+        batch = collate_skip_bad([datasets[size][i] for i in range(len(items))])
+        assert batch["label"].shape == (len(items), 2)
     for item in items:  # the sources are gone: the decoded images must come from the cache
         with open(item["image"], "wb") as fh:
             fh.write(b"corrupt")

@@ -29,6 +29,7 @@ from typing import Any
 
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from monai.transforms import Compose
+from monai.utils import convert_to_tensor
 
 from gkmvlp_monai.transforms.io import CXRImageError
 
@@ -205,6 +206,13 @@ class RobustPersistentDataset(_RobustMixin, PersistentDataset):
         if not isinstance(index, int):
             return super().__getitem__(index)
         return self._robust_get(index, super().__getitem__, self.data[index])
+
+    def _cachecheck(self, item_transformed: Any) -> Any:
+        # MONAI returns a freshly computed item as is but stores (and later loads) it converted
+        # (``convert_to_tensor``: plain tensors become MetaTensors with track_meta); a batch mixing both
+        # fails to collate. Hand back the stored form every time.
+        item = super()._cachecheck(item_transformed)
+        return convert_to_tensor(item, convert_numeric=False, track_meta=self.track_meta)
 
 
 def _describe(obj: Any, depth: int = 0) -> Any:
