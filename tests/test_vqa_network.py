@@ -14,6 +14,7 @@ from gkmvlp_monai.networks.vqa import (
     default_region_boxes,
     fused_tokens,
     presence_questions,
+    unique_rows,
 )
 
 S, R, B, L, T = 64, 29, 3, 8, 6
@@ -86,6 +87,41 @@ def test_fused_tokens_match_the_itm_fusion(model):
     )
     with torch.no_grad():
         torch.testing.assert_close(fused_tokens(fusion, text, mask, mem)[:, 0], fusion(text, mask, mem))
+
+
+def test_unique_rows_first_occurrence_and_inverse():
+    x = torch.tensor([[1.0, 2], [3, 4], [1, 2], [5, 6], [3, 4]])
+    m = torch.tensor([0, 1, 0, 1, 1])  # row 3 differs from row 1 in x only, row 4 equals row 1
+    first, inverse = unique_rows(x, m)
+    assert first.tolist() == [0, 1, 3] and inverse.tolist() == [0, 1, 0, 2, 1]
+
+
+def test_eval_shares_the_encoding_of_a_repeated_picture(model):
+    """Questions about one picture (the evaluation order) encode it once; the answers are unchanged."""
+    batch = _batch(model)
+    batch["image"] = batch["image"][[0, 0, 1]]  # questions 0 and 1 ask about one picture
+    model.eval()
+    calls = []
+    hook = model.backbone.image_encoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        with torch.no_grad():
+            shared = model(batch)
+            one_by_one = [
+                model({k: v[i : i + 1] for k, v in batch.items() if torch.is_tensor(v)}) for i in range(B)
+            ]
+    finally:
+        hook.remove()
+    assert calls[0] == 2  # two distinct pictures in the batch of three
+    for key in ("answer_logits", "memory"):
+        torch.testing.assert_close(shared[key], torch.cat([o[key] for o in one_by_one]), atol=1e-5, rtol=1e-5)
+    model.train()
+    calls.clear()
+    hook = model.backbone.image_encoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        model(batch)
+    finally:
+        hook.remove()
+    assert calls == [B]  # training batches are not deduplicated (batch statistics, augmentation)
 
 
 def test_eval_inferer_generates_for_open_questions(model):
