@@ -1,3 +1,4 @@
+import pytest
 import torch
 from ignite.engine import Engine, Events
 from monai.transforms import Compose, RandGaussianNoised
@@ -71,3 +72,36 @@ def test_resume_mid_epoch_replays_the_same_batches_and_randomness():
 
 def test_derive_seed_is_stable():
     assert derive_seed(1, 2, 3) == derive_seed(1, 2, 3) != derive_seed(1, 2, 4)
+
+
+def _runs_per_group(order: list[int], groups: list[int]) -> dict[int, int]:
+    runs: dict[int, int] = {}
+    for k, i in enumerate(order):
+        if k == 0 or groups[order[k - 1]] != groups[i]:
+            runs[groups[i]] = runs.get(groups[i], 0) + 1
+    return runs
+
+
+def test_grouped_sampler_keeps_a_picture_s_questions_together():
+    from gkmvlp_monai.engines.determinism import GroupedResumableSampler
+
+    groups = [0] * 7 + [1] * 3 + [2] * 1 + [3] * 5  # questions per picture
+    groups = [groups[i] for i in torch.randperm(len(groups), generator=torch.Generator().manual_seed(0))]
+    sampler = GroupedResumableSampler(groups, group_size=3, seed=5)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(groups)))  # every question once per epoch
+    counts = {g: groups.count(g) for g in set(groups)}
+    runs = _runs_per_group(order, groups)
+    assert all(runs[g] <= -(-counts[g] // 3) for g in counts)  # at most ceil(n / 3) chunks per picture
+    whole = GroupedResumableSampler(groups, group_size=7, seed=5).order()
+    assert _runs_per_group(whole, groups) == {g: 1 for g in counts}  # group_size >= n: one run each
+    assert order == GroupedResumableSampler(groups, group_size=3, seed=5).order()  # a function of the seed
+    sampler.set_epoch(1)
+    epoch1 = list(sampler)
+    assert epoch1 != order and sorted(epoch1) == sorted(order)  # a new order each epoch
+    sampler.set_epoch(1, start=4)
+    assert list(sampler) == epoch1[4:]  # resume inside the epoch
+    # group_size 1 is the plain shuffled sampler
+    assert GroupedResumableSampler(groups, 1, seed=2).order() == ResumableSampler(groups, seed=2).order()
+    with pytest.raises(ValueError, match="group_size"):
+        GroupedResumableSampler(groups, 0)

@@ -121,7 +121,15 @@ def test_eval_shares_the_encoding_of_a_repeated_picture(model):
         model(batch)
     finally:
         hook.remove()
-    assert calls == [B]  # training batches are not deduplicated (batch statistics, augmentation)
+    assert calls == [B]  # training batches are not deduplicated by content (augmentation differs)
+    calls.clear()
+    hook = model.backbone.image_encoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        out = model({**batch, "image_index": torch.tensor([7, 7, 3])})
+    finally:
+        hook.remove()
+    assert calls == [2]  # ...but by the data set's picture index (grouped sampler)
+    out["loss"].backward()
 
 
 def test_eval_inferer_generates_for_open_questions(model):

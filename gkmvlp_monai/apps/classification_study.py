@@ -67,6 +67,17 @@ def _train_and_evaluate(common: dict[str, Any], run_dir: Path, zero_shot: bool) 
     return result
 
 
+def _step_budget(datalist: str, fraction: float, seed: int, batch_size: int, steps: int) -> dict[str, Any]:
+    """``max_epochs`` / ``epoch_length`` overrides giving ``steps`` updates over a training fraction."""
+    from gkmvlp_monai.engines.classification import training_items
+    from gkmvlp_monai.engines.localization import step_budget
+
+    n_items = len(training_items(datalist, fraction, seed))
+    max_epochs, epoch_length = step_budget(steps, n_items, min(batch_size, n_items))
+    # validation (best checkpoint) twice per run, not after each of a small fraction's many epochs
+    return {"max_epochs": max_epochs, "epoch_length": epoch_length, "val_interval": max(1, max_epochs // 2)}
+
+
 def _fmt(value: float | None) -> str:
     return (
         "undefined" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
@@ -105,11 +116,14 @@ def run_study(
     seed: int = 0,
     zero_shot: bool = True,
     extra_overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate the classification bundle for pre-trained vs scratch at each fraction and mode.
 
-    Every run gets the same budget (``epochs`` over its fraction, same batch size, same schedule); the
-    images are decoded and resized once into ``<out_dir>/cache`` and shared by all runs.
+    Every run gets the same budget: ``epochs`` over its fraction or, when ``steps`` is given, that many
+    optimizer updates whatever the fraction (whole epochs, rounded up, over a small fraction; part of one
+    shuffled epoch over a large one), with the same batch size and schedule. The images are decoded and
+    resized once into ``<out_dir>/cache`` and shared by all runs.
 
     Args:
         pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle).
@@ -125,6 +139,7 @@ def run_study(
         seed: seed of every run.
         zero_shot: also score zero-shot (pre-trained and untrained network).
         extra_overrides: more bundle overrides for every run (e.g. ``{"learning_rate": 3e-4}``).
+        steps: optimizer updates of every training run (replaces ``epochs`` when given).
 
     Returns:
         ``{"settings": {...}, "runs": {"<mode>/<init>/<p>pct" or "zero_shot/<init>": metrics.json}}``.
@@ -160,7 +175,8 @@ def run_study(
         "modes": list(modes),
         "model_size": model_size,
         "image_size": image_size,
-        "epochs": epochs,
+        "epochs": None if steps is not None else epochs,
+        "steps": steps,
         "batch_size": batch_size,
         "seed": seed,
         "extra_overrides": extra_overrides or {},
@@ -174,6 +190,8 @@ def run_study(
                 key = f"{mode}/{init}/{round(f * 100):g}pct"
                 logger.info("study run %s", key)
                 run = {**common, "mode": mode, "fraction": float(f), "pretrained_ckpt": path}
+                if steps is not None:
+                    run.update(_step_budget(str(datalist), float(f), seed, batch_size, steps))
                 results["runs"][key] = _train_and_evaluate(run, out / key.replace("/", "_"), False)
     if zero_shot:
         for init, path in inits.items():
@@ -200,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--model_size", default="small")
     p.add_argument("--image_size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--steps", type=int, default=None, help="optimizer updates per run (replaces --epochs)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--num_workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -219,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         a.num_workers,
         a.seed,
         not a.no_zero_shot,
+        steps=a.steps,
     )
     print(format_table(res))
 

@@ -87,7 +87,8 @@ def run_study(
         model_size: GK-MVLP size the checkpoint was trained with.
         image_size: input size.
         steps: optimizer steps of every fine-tuning run (same budget for both initialisations and all
-            fractions: smaller fractions get more epochs).
+            fractions: smaller fractions get more epochs, whole epochs rounded up; a fraction with more
+            than ``steps`` batches trains ``steps`` of them).
         batch_size: training batch size.
         learning_rate: AdamW learning rate.
         val_evals: validations per fine-tuning run (best checkpoint by validation Dice at 0.5).
@@ -100,7 +101,7 @@ def run_study(
         ``{"settings": ..., "results": [{"variant", "init", "fraction", pointing_game, iou, dice,
         threshold, n_findings, seconds}], "pretrained_beats_scratch": {fraction: {metric: bool}}}``.
     """
-    from gkmvlp_monai.engines.localization import epochs_for_steps, localization_items
+    from gkmvlp_monai.engines.localization import localization_items, step_budget
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -144,13 +145,14 @@ def run_study(
             n_items = len(localization_items(datalist, "training", frac, seed))
             # a fraction smaller than one batch would give no batch at all (drop_last): shrink the batch
             run_batch = max(1, min(batch_size, n_items))
-            epochs = epochs_for_steps(steps, n_items, run_batch)
+            epochs, epoch_length = step_budget(steps, n_items, run_batch)
             run_dir = out / f"finetune_{init}_{int(round(fraction * 100))}pct"
             overrides = {
                 **common,
                 "from_scratch": scratch,
                 "train_fraction": frac,
                 "max_epochs": epochs,
+                "epoch_length": epoch_length,
                 "batch_size": run_batch,
                 "val_interval": max(1, epochs // max(1, val_evals)),
                 "output_dir": str(run_dir / "eval"),
@@ -166,6 +168,7 @@ def run_study(
                     "fraction": fraction,
                     "train_items": n_items,
                     "epochs": epochs,
+                    "steps": epochs * (epoch_length or n_items // run_batch),
                     **row,
                     "seconds": time.time() - t0,
                 }

@@ -56,6 +56,7 @@ def run_study(
     epochs: int | None = None,
     steps: int = 60,
     batch_size: int = 32,
+    questions_per_image: int = 4,
     learning_rate: float = 3e-4,
     seed: int = 0,
     num_workers: int = 0,
@@ -73,7 +74,9 @@ def run_study(
         image_size: input size of the pre-training checkpoint.
         epochs: if given, every run trains this many epochs (``steps`` is ignored).
         steps: optimizer steps of every run (the budget shared by all runs) when ``epochs`` is ``None``.
-        batch_size: training batch size.
+        batch_size: training batch size (questions).
+        questions_per_image: up to this many questions of one picture next to each other in a batch, the
+            picture encoded once (the bundle's ``questions_per_image``; 1: every question its own draw).
         learning_rate: peak learning rate (warm-up then cosine).
         seed: seed of data order, subsets and initialisation.
         num_workers: data-loader workers.
@@ -97,6 +100,7 @@ def run_study(
         "model_size": model_size,
         "image_size": image_size,
         "batch_size": batch_size,
+        "questions_per_image": questions_per_image,
         "learning_rate": learning_rate,
         "seed": seed,
         "num_workers": num_workers,

@@ -350,6 +350,7 @@ _OUTPUT_KEYS = (
     "answer_label",
     "is_closed",
     "answer_text",
+    "image_index",
 )
 
 
@@ -385,6 +386,7 @@ class VQADataset(Dataset):
             return sample
         text = self.text_transform({k: v for k, v in q.items() if k not in _IMAGE_KEYS})
         merged = {**text, **{k: v for k, v in sample.items() if k in _OUTPUT_KEYS}}
+        merged["image_index"] = torch.tensor(self.image_index[index], dtype=torch.long)
         return _plain_tensors({k: merged[k] for k in _OUTPUT_KEYS if k in merged})
 
 

@@ -80,13 +80,16 @@ class ResumableSampler(Sampler[int]):
         self.epoch = int(epoch)
         self.start = int(start)
 
-    def order(self) -> list[int]:
-        """This rank's full index order for the current epoch (before the skip offset)."""
+    def epoch_order(self) -> list[int]:
+        """The shared order of all indices for the current epoch (before the split between ranks)."""
         if self.shuffle:
             g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
-            idx = torch.randperm(self.n, generator=g).tolist()
-        else:
-            idx = list(range(self.n))
+            return torch.randperm(self.n, generator=g).tolist()
+        return list(range(self.n))
+
+    def order(self) -> list[int]:
+        """This rank's full index order for the current epoch (before the skip offset)."""
+        idx = self.epoch_order()
         total = self.per_rank * self.num_replicas
         idx = idx[:total] if self.drop_last else (idx * (1 + total // max(self.n, 1)))[:total]
         return idx[self.rank : total : self.num_replicas]
@@ -175,3 +178,51 @@ class DeterministicRunHandler:
         torch.manual_seed(s)
         np.random.seed(s)
         random.seed(s)
+
+
+class GroupedResumableSampler(ResumableSampler):
+    """:class:`ResumableSampler` that keeps up to ``group_size`` samples of one group next to each other.
+
+    Used for VQA, where a picture has several questions: each picture's questions are shuffled and cut
+    into chunks of ``group_size``, and the chunks are shuffled, so a batch holds ``batch / group_size``
+    pictures (more when chunks are short) that the network encodes once each. ``group_size=1`` is the
+    plain shuffled order of the parent class. The order depends only on ``seed`` and the epoch.
+
+    Args:
+        groups: the group (e.g. picture index) of every sample; its length is the data set's.
+        group_size: at most this many samples of one group in a row.
+        shuffle: shuffle per epoch (chunks and their contents); sequential order otherwise.
+        seed: base seed.
+        num_replicas: DDP world size.
+        rank: this process's rank.
+        drop_last: as in :class:`ResumableSampler`.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[int],
+        group_size: int = 4,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {group_size}")
+        super().__init__(list(groups), shuffle, seed, num_replicas, rank, drop_last)
+        self.groups = [int(g) for g in groups]
+        self.group_size = int(group_size)
+
+    def epoch_order(self) -> list[int]:
+        """Chunks of at most ``group_size`` same-group samples, chunks in (seeded) random order."""
+        if self.group_size == 1 or not self.shuffle:
+            return super().epoch_order()
+        g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+        members: dict[int, list[int]] = {}
+        for i in torch.randperm(self.n, generator=g).tolist():
+            members.setdefault(self.groups[i], []).append(i)
+        chunks = [
+            m[k : k + self.group_size] for m in members.values() for k in range(0, len(m), self.group_size)
+        ]
+        return [i for c in torch.randperm(len(chunks), generator=g).tolist() for i in chunks[c]]

@@ -87,6 +87,7 @@ def encode_question_image(
     region_mask: torch.Tensor,
     question_ids: torch.Tensor,
     question_mask: torch.Tensor,
+    image_index: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Question tokens grounded in the image by the backbone's ITM fusion encoder.
 
@@ -97,6 +98,10 @@ def encode_question_image(
         region_mask: ``[B, R]``.
         question_ids: ``[B, L]``.
         question_mask: ``[B, L]``.
+        image_index: optional ``[B]`` picture id of each row (the data set's ``image_index``). In training,
+            rows of one picture share the encoding of its first row (one augmentation draw): a batch of
+            questions grouped by picture (:class:`~gkmvlp_monai.engines.determinism.GroupedResumableSampler`)
+            runs the image encoder once per picture.
 
     Returns:
         dict with ``fused`` ``[B, L, dim]``, ``cls`` ``[B, dim]`` and ``memory`` ``[B, L + M, dim]`` (fused
@@ -104,12 +109,16 @@ def encode_question_image(
 
     In evaluation mode, rows that repeat one picture exactly (same pixels, boxes and mask: the several
     questions asked about one image) are encoded once and shared; the result is the same as encoding each
-    row (no batch statistics in eval mode), at a fraction of the cost. Training batches are left alone.
+    row (no batch statistics in eval mode), at a fraction of the cost. In training only ``image_index``
+    groups rows.
     """
     first, inverse = None, None
-    if not backbone.training and image.shape[0] > 1 and not torch.jit.is_tracing():
-        first, inverse = unique_rows(image, region_boxes, region_mask)
-        if first.numel() == image.shape[0]:
+    if image.shape[0] > 1 and not torch.jit.is_tracing():
+        if not backbone.training:
+            first, inverse = unique_rows(image, region_boxes, region_mask)
+        elif image_index is not None:
+            first, inverse = unique_rows(image_index)
+        if first is not None and first.numel() == image.shape[0]:
             first, inverse = None, None
     if first is None:
         memory = backbone.visual_features(image, region_boxes, region_mask)["memory"]
@@ -194,17 +203,19 @@ class GKMVLPVQA(nn.Module):
         region_mask: torch.Tensor,
         question_ids: torch.Tensor,
         question_mask: torch.Tensor,
+        image_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Fused question-image representation (see :func:`encode_question_image`)."""
         return encode_question_image(
-            self.backbone, image, region_boxes, region_mask, question_ids, question_mask
+            self.backbone, image, region_boxes, region_mask, question_ids, question_mask, image_index
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training forward.
 
         Args:
-            batch: ``image``, ``region_boxes``, ``region_mask``, ``question_ids``, ``question_mask`` and, for
+            batch: ``image``, ``region_boxes``, ``region_mask``, ``question_ids``, ``question_mask`` (optional
+                ``image_index``, see :func:`encode_question_image`) and, for
                 the losses, ``answer_label`` (class, -1 for an answer outside the vocabulary: ignored by the
                 classification loss) and ``answer_ids``/``answer_mask``.
 
@@ -218,6 +229,7 @@ class GKMVLPVQA(nn.Module):
             batch["region_mask"],
             batch["question_ids"],
             batch["question_mask"],
+            batch.get("image_index"),
         )
         logits = self.classifier(enc["cls"])
         out: dict[str, torch.Tensor] = {

@@ -1,0 +1,18 @@
+"""The downstream studies' shared update budget (same number of optimizer steps whatever the fraction)."""
+
+from __future__ import annotations
+
+from gkmvlp_monai.engines.localization import epochs_for_steps, step_budget
+
+
+def test_step_budget_whole_epochs_over_a_small_set():
+    # 277 items, batch 16 -> 17 drop_last batches per epoch: 120 steps need 8 epochs (136 updates)
+    assert epochs_for_steps(120, 277, 16) == 8
+    assert step_budget(120, 277, 16) == (8, None)
+    assert step_budget(17, 277, 16) == (1, None)  # exactly one epoch
+
+
+def test_step_budget_cuts_one_epoch_of_a_large_set():
+    # 2768 items, batch 16 -> 173 batches per epoch: one epoch cut at 120 batches
+    assert step_budget(120, 2768, 16) == (1, 120)
+    assert step_budget(200, 2768, 16) == (2, None)  # more than one epoch: whole epochs
