@@ -122,6 +122,27 @@ def test_nested_compose_is_cached_and_sizes_do_not_collide(tmp_path, cache):
         assert all(x["image"].shape[-2:] == (size, size) for x in again)
 
 
+def test_transform_fingerprint_follows_settings_and_lambdas():
+    from monai.transforms import Lambdad
+
+    from gkmvlp_monai.data.dataset import transform_fingerprint
+    from gkmvlp_monai.transforms import cxr_train_transforms
+
+    def fp(size: int) -> bytes:
+        return transform_fingerprint(cxr_train_transforms(size)[0].transforms)
+
+    assert fp(32) == fp(32) and fp(32) != fp(16)  # stable across builds, follows the image size
+
+    def scaled(k: float) -> Lambdad:
+        return Lambdad("image", lambda x: x * k)  # the factor lives in the closure
+
+    assert transform_fingerprint([scaled(2.0)]) == transform_fingerprint([scaled(2.0)])
+    assert transform_fingerprint([scaled(2.0)]) != transform_fingerprint([scaled(3.0)])
+    assert transform_fingerprint([Lambdad("image", lambda x: x + 1)]) != transform_fingerprint(
+        [Lambdad("image", lambda x: x - 1)]
+    )
+
+
 def test_make_dataset_arguments(tmp_path):
     with pytest.raises(ValueError, match="cache_dir"):
         make_dataset([], cxr_transforms(32), cache="disk")

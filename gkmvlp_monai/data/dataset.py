@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,11 @@ def _describe(obj: Any, depth: int = 0) -> Any:
         return [_describe(v, depth + 1) for v in obj]
     if isinstance(obj, Mapping):
         return {str(k): _describe(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, types.FunctionType):  # a lambda in a transform: its code, constants and closure
+        code = obj.__code__
+        cells = [c.cell_contents for c in obj.__closure__ or ()]
+        consts = [c for c in code.co_consts if not isinstance(c, types.CodeType)]
+        return [obj.__qualname__, code.co_code.hex(), _describe(consts, depth + 1), _describe(cells, depth + 1)]
     if callable(obj) and not hasattr(obj, "__dict__"):
         return getattr(obj, "__qualname__", type(obj).__qualname__)
     state = getattr(obj, "__dict__", None)

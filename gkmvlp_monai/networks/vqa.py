@@ -112,17 +112,16 @@ def encode_question_image(
     row (no batch statistics in eval mode), at a fraction of the cost. In training only ``image_index``
     groups rows.
     """
-    first, inverse = None, None
+    shared = None  # (first row of each distinct picture, each row's picture)
     if image.shape[0] > 1 and not torch.jit.is_tracing():
         if not backbone.training:
-            first, inverse = unique_rows(image, region_boxes, region_mask)
+            shared = unique_rows(image, region_boxes, region_mask)
         elif image_index is not None:
-            first, inverse = unique_rows(image_index)
-        if first is not None and first.numel() == image.shape[0]:
-            first, inverse = None, None
-    if first is None:
+            shared = unique_rows(image_index)
+    if shared is None:
         memory = backbone.visual_features(image, region_boxes, region_mask)["memory"]
     else:
+        first, inverse = shared
         memory = backbone.visual_features(image[first], region_boxes[first], region_mask[first])["memory"]
         memory = memory[inverse]
     text, _ = backbone.text_encoder(question_ids, question_mask)
