@@ -32,3 +32,43 @@ def test_item_without_boxes_gets_them(atlas: Atlas, tmp_path) -> None:
         {"image": str(path), "region_boxes": truth}
     )
     assert kept["region_method"] == "truth" and kept["region_mask"].sum() == 1
+
+
+BUNDLE_PIPELINES = {
+    "gkmvlp_pretrain": "train#pipelines",
+    "gkmvlp_classification": "train#pipelines",
+    "gkmvlp_report_generation": "train#pipelines",
+    "gkmvlp_localization": "validate#pipelines",
+    "gkmvlp_vqa": "image_transforms",
+}
+
+
+@pytest.mark.parametrize("bundle", sorted(BUNDLE_PIPELINES))
+def test_bundles_fill_in_regions_when_switched_on(bundle: str, atlas: Atlas, tmp_path) -> None:
+    """Every GK-MVLP bundle's pipeline takes region boxes from cxr_anatomy when its `anatomy` config points
+    at an atlas (or a model); by default (both None) items without boxes keep every region absent."""
+    from monai.bundle import ConfigParser
+    from monai.transforms import Compose
+
+    from gkmvlp_monai.paths import REPO_ROOT
+
+    img, _ = chest_phantom(128, 128, PhantomPose(1.03, 0.98), seed=5)
+    path = tmp_path / "chest.png"
+    Image.fromarray((np.clip(img.T, 0, 1) * 255).astype(np.uint8)).save(path)
+    atlas_file = tmp_path / "atlas.npz"
+    atlas.save(atlas_file)
+
+    def pipeline(anatomy_atlas):
+        parser = ConfigParser()
+        parser.read_config(str(REPO_ROOT / "bundles" / bundle / "configs" / "train.json"))
+        parser["output_dir"] = str(tmp_path / "out")
+        parser["image_size"] = 64
+        parser["anatomy"]["atlas"] = anatomy_atlas
+        steps = parser.get_parsed_content(BUNDLE_PIPELINES[bundle])
+        return steps[0] if isinstance(steps, tuple) else steps
+
+    item = {"image": str(path)}
+    assert not Compose(pipeline(None))(dict(item))["region_mask"].any()
+    filled = Compose(pipeline(str(atlas_file)))(dict(item))
+    assert filled["region_mask"].sum() >= 25 and filled["region_method"] == "atlas"
+    assert (tmp_path / "out" / "region_cache").is_dir()  # predicted boxes cached: each picture once

@@ -33,6 +33,7 @@ __all__ = [
     "ExtractAnatomicalRegionsDict",
     "LowConfidenceRegionsWarning",
     "image_content_hash",
+    "region_extractor",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,3 +256,47 @@ class ExtractAnatomicalRegionsd(MapTransform):
 
 
 ExtractAnatomicalRegionsD = ExtractAnatomicalRegionsDict = ExtractAnatomicalRegionsd
+
+
+def region_extractor(
+    model: str | os.PathLike | None = None,
+    atlas: str | os.PathLike | None = None,
+    arch: str = "resnet_tiny",
+    img_size: int = 128,
+    hidden: int = 64,
+    min_confidence: float = 0.5,
+    low_confidence: str = "drop",
+    cache_dir: str | os.PathLike | None = None,
+) -> ExtractAnatomicalRegionsd | None:
+    """The region-box filler a bundle puts in its pipelines for items without boxes (``None``: switched off).
+
+    Bundles expose it as one config dict, ``anatomy``, whose ``model`` / ``atlas`` point at the
+    ``cxr_anatomy`` bundle's ``models/model.pt`` and ``models/atlas.npz``; both ``None`` (the default)
+    leaves the pipelines as they are.
+
+    Args:
+        model: region model checkpoint (the bundle's plain ``model.pt`` or a self-describing one).
+        atlas: atlas ``.npz`` (the fallback).
+        arch: ``cxr_anatomy``'s ``image_arch`` (for a plain state dict).
+        img_size: ``cxr_anatomy``'s ``image_size``.
+        hidden: ``cxr_anatomy``'s ``hidden``.
+        min_confidence: see :class:`ExtractAnatomicalRegionsd`.
+        low_confidence: see :class:`ExtractAnatomicalRegionsd`.
+        cache_dir: JSON cache of the predicted boxes (each picture processed once).
+
+    Returns:
+        the transform, or ``None`` when neither ``model`` nor ``atlas`` is given.
+    """
+    if model is None and atlas is None:
+        return None
+    net = None
+    if model is not None:
+        net = load_region_model(model, arch=arch, img_size=int(img_size), hidden=int(hidden))
+    return ExtractAnatomicalRegionsd(
+        "image",
+        model=net,
+        atlas=atlas,
+        min_confidence=min_confidence,
+        low_confidence=low_confidence,
+        cache_dir=cache_dir,
+    )

@@ -206,6 +206,7 @@ def localization_transforms(
     scale_range: float = 0.1,
     translate_fraction: float = 0.05,
     intensity_prob: float = 0.5,
+    region_extractor: Any = None,
 ) -> tuple[Compose, Compose]:
     """``(deterministic, tail)`` pipelines: image + target map + region boxes.
 
@@ -221,11 +222,14 @@ def localization_transforms(
         mask_finding: finding of an item-level ``mask`` file (SIIM).
         affine_prob, rotate_degrees, scale_range, translate_fraction: random affine.
         intensity_prob: probability of each intensity augmentation.
+        region_extractor: optional region-box filler for items without boxes, right after loading
+            (e.g. :func:`gkmvlp_monai.anatomy.transforms.region_extractor`).
     """
     keys = ["image", "label"]
     deterministic = Compose(
         [
             LoadCXRImaged("image"),
+            *([region_extractor] if region_extractor is not None else []),
             FindingMasksd(findings, mask_finding=mask_finding),
             PrepareBoxesd(),
             ResizeLongestPadd(keys, image_size, mode=["area", "area"]),
