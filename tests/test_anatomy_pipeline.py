@@ -35,16 +35,18 @@ def test_item_without_boxes_gets_them(atlas: Atlas, tmp_path) -> None:
 
 
 BUNDLE_PIPELINES = {
-    "gkmvlp_pretrain": "train#pipelines",
-    "gkmvlp_classification": "train#pipelines",
-    "gkmvlp_report_generation": "train#pipelines",
-    "gkmvlp_localization": "validate#pipelines",
-    "gkmvlp_vqa": "image_transforms",
+    ("gkmvlp_pretrain", "train.json"): "train#pipelines",
+    ("gkmvlp_pretrain", "inference.json"): "preprocessing#transforms#0",
+    ("gkmvlp_classification", "train.json"): "train#pipelines",
+    ("gkmvlp_report_generation", "train.json"): "train#pipelines",
+    ("gkmvlp_report_generation", "inference.json"): "preprocessing#transforms#0",
+    ("gkmvlp_localization", "train.json"): "validate#pipelines",
+    ("gkmvlp_vqa", "train.json"): "image_transforms",
 }
 
 
-@pytest.mark.parametrize("bundle", sorted(BUNDLE_PIPELINES))
-def test_bundles_fill_in_regions_when_switched_on(bundle: str, atlas: Atlas, tmp_path) -> None:
+@pytest.mark.parametrize(("bundle", "config"), sorted(BUNDLE_PIPELINES))
+def test_bundles_fill_in_regions_when_switched_on(bundle: str, config: str, atlas: Atlas, tmp_path) -> None:
     """Every GK-MVLP bundle's pipeline takes region boxes from cxr_anatomy when its `anatomy` config points
     at an atlas (or a model); by default (both None) items without boxes keep every region absent."""
     from monai.bundle import ConfigParser
@@ -60,11 +62,11 @@ def test_bundles_fill_in_regions_when_switched_on(bundle: str, atlas: Atlas, tmp
 
     def pipeline(anatomy_atlas):
         parser = ConfigParser()
-        parser.read_config(str(REPO_ROOT / "bundles" / bundle / "configs" / "train.json"))
+        parser.read_config(str(REPO_ROOT / "bundles" / bundle / "configs" / config))
         parser["output_dir"] = str(tmp_path / "out")
         parser["image_size"] = 64
         parser["anatomy"]["atlas"] = anatomy_atlas
-        steps = parser.get_parsed_content(BUNDLE_PIPELINES[bundle])
+        steps = parser.get_parsed_content(BUNDLE_PIPELINES[(bundle, config)])
         return steps[0] if isinstance(steps, tuple) else steps
 
     item = {"image": str(path)}
