@@ -61,6 +61,63 @@ def test_config_properties(tmp_path):
         os.chdir(cwd)
 
 
+def test_epoch_length_cuts_the_epoch_and_the_schedule(tmp_path):
+    """``epoch_length`` (the studies' step budget) sets the trainer's epoch and the LR schedule's length."""
+    from monai.bundle import ConfigWorkflow
+
+    items = [{"image": f"img{i}.png", "report": "No acute disease."} for i in range(40)]
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": items, "validation": items[:4], "test": items[:4]}))
+    common = dict(
+        config_file=str(BUNDLE / "configs" / "train.json"),
+        meta_file=str(BUNDLE / "configs" / "metadata.json"),
+        logging_file=str(BUNDLE / "configs" / "logging.conf"),
+        workflow_type="train",
+        bundle_root=str(BUNDLE),
+        output_dir=str(tmp_path / "out"),
+        model_size="tiny",
+        image_size=64,
+        datalist_file=str(datalist),
+        pretrained_ckpt=None,
+        cache="none",
+        batch_size=4,
+        max_epochs=2,
+        mlflow=False,
+    )
+    for epoch_length, per_epoch in ((None, 10), (3, 3)):
+        wf = ConfigWorkflow(**common, epoch_length=epoch_length)
+        wf.initialize()
+        assert wf.trainer.state.epoch_length == per_epoch
+        assert wf.parser.get_parsed_content("lr_scheduler").t_total == 2 * per_epoch
+
+
+def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monkeypatch):
+    """``steps``: whole epochs over 10 % of 400 items (two of 5 batches), one epoch cut at 10 over 100 %."""
+    from gkmvlp_monai.apps import report_generation_study as study
+
+    items = [{"image": f"img{i}.png", "report": "No acute disease."} for i in range(400)]
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": items, "validation": items[:4], "test": items[:4]}))
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    seen = []
+
+    def fake_run_one(init, fraction, pretrained_ckpt, datalist_file, run_dir, settings):
+        seen.append(
+            (init, fraction, settings["max_epochs"], settings["epoch_length"], settings["val_interval"])
+        )
+        return {"init": init, "fraction": fraction, "train_items": 0, "updates": 0, "metrics": {}}
+
+    monkeypatch.setattr(study, "run_one", fake_run_one)
+    study.run_study(str(ckpt), str(tmp_path), str(tmp_path / "out"), steps=10, batch_size=8)
+    assert seen == [
+        ("pretrained", 0.1, 2, None, 2),
+        ("scratch", 0.1, 2, None, 2),
+        ("pretrained", 1.0, 1, 10, 1),
+        ("scratch", 1.0, 1, 10, 1),
+    ]
+
+
 def test_train_config_switches_every_objective_but_lm_off():
     from monai.bundle import ConfigParser
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gkmvlp_monai.engines.localization import epochs_for_steps, step_budget
+from gkmvlp_monai.engines.budget import epochs_for_steps, step_budget
 
 
 def test_step_budget_whole_epochs_over_a_small_set():

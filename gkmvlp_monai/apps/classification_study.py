@@ -69,8 +69,8 @@ def _train_and_evaluate(common: dict[str, Any], run_dir: Path, zero_shot: bool) 
 
 def _step_budget(datalist: str, fraction: float, seed: int, batch_size: int, steps: int) -> dict[str, Any]:
     """``max_epochs`` / ``epoch_length`` overrides giving ``steps`` updates over a training fraction."""
+    from gkmvlp_monai.engines.budget import step_budget
     from gkmvlp_monai.engines.classification import training_items
-    from gkmvlp_monai.engines.localization import step_budget
 
     n_items = len(training_items(datalist, fraction, seed))
     max_epochs, epoch_length = step_budget(steps, n_items, min(batch_size, n_items))

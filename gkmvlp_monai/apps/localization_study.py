@@ -101,7 +101,8 @@ def run_study(
         ``{"settings": ..., "results": [{"variant", "init", "fraction", pointing_game, iou, dice,
         threshold, n_findings, seconds}], "pretrained_beats_scratch": {fraction: {metric: bool}}}``.
     """
-    from gkmvlp_monai.engines.localization import localization_items, step_budget
+    from gkmvlp_monai.engines.budget import step_budget
+    from gkmvlp_monai.engines.localization import localization_items
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

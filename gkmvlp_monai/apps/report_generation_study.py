@@ -102,6 +102,8 @@ def run_one(
         "init": init,
         "fraction": fraction,
         "train_items": n_train,
+        "updates": settings["max_epochs"]
+        * (settings.get("epoch_length") or n_train // settings["batch_size"]),
         "metrics": metrics,
         "meteor_status": doc.get("meteor_status"),
         "train_seconds": round(t1 - t0, 1),
@@ -117,10 +119,10 @@ def _fmt(v: Any) -> str:
 
 def markdown_table(results: dict[str, Any]) -> str:
     """The study's Markdown table (one row per fraction and initialisation) and the 10 %-data verdict."""
-    head = "| training data | init | items | " + " | ".join(n for _, n in TABLE_METRICS) + " |"
-    lines = [head, "|" + " --- |" * (3 + len(TABLE_METRICS))]
+    head = "| training data | init | items | updates | " + " | ".join(n for _, n in TABLE_METRICS) + " |"
+    lines = [head, "|" + " --- |" * (4 + len(TABLE_METRICS))]
     for r in results["runs"]:
-        cells = [f"{r['fraction'] * 100:g} %", r["init"], str(r["train_items"])]
+        cells = [f"{r['fraction'] * 100:g} %", r["init"], str(r["train_items"]), str(r.get("updates", "n/a"))]
         cells += [_fmt(r["metrics"].get(k)) for k, _ in TABLE_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -142,6 +144,7 @@ def run_study(
     model_size: str = "tiny",
     image_size: int = 64,
     epochs: int = 4,
+    steps: int | None = None,
     batch_size: int = 8,
     learning_rate: float = 3e-4,
     max_length: int = 31,
@@ -153,9 +156,10 @@ def run_study(
 ) -> dict[str, Any]:
     """Fine-tune pre-trained vs from-scratch at each training fraction and evaluate on the test split.
 
-    Both initialisations get the same budget (``epochs`` over the fraction's items, same batch size,
-    learning rate and schedule, same seed). Validation runs once, after the last epoch (on 8 validation
-    items; it only picks ``models/model.pt``), so ``model.pt`` is the final model.
+    Both initialisations get the same budget (``epochs`` over the fraction's items, or ``steps`` updates
+    whatever the fraction; same batch size, learning rate and schedule, same seed). Validation runs once,
+    after the last epoch (on 8 validation items; it only picks ``models/model.pt``), so ``model.pt`` is
+    the final model.
 
     Args:
         pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of ``gkmvlp_pretrain``).
@@ -164,7 +168,10 @@ def run_study(
         fractions: training fractions.
         model_size: network size (the checkpoint's).
         image_size: input size (the checkpoint's).
-        epochs: epochs per run.
+        epochs: epochs per run (when ``steps`` is ``None``).
+        steps: if given, optimizer updates of every run whatever its fraction
+            (:func:`~gkmvlp_monai.engines.budget.step_budget`: whole epochs over a small fraction, part of
+            one epoch over a large one); ``epochs`` is then ignored.
         batch_size: training batch size.
         learning_rate: peak learning rate (warm-up cosine schedule).
         max_length: generated tokens at most.
@@ -210,6 +217,14 @@ def run_study(
     runs = []
     t0 = time.time()
     for fraction in fractions:
+        budget = {}
+        if steps is not None:
+            from gkmvlp_monai.engines.budget import step_budget
+            from gkmvlp_monai.engines.report_generation import training_items
+
+            n_items = len(training_items(str(datalist), None if fraction >= 1 else fraction, seed))
+            max_epochs, epoch_length = step_budget(steps, n_items, batch_size)
+            budget = {"max_epochs": max_epochs, "epoch_length": epoch_length, "val_interval": max_epochs}
         for init in ("pretrained", "scratch"):
             if init == "pretrained" and pretrained_ckpt is None:
                 continue
@@ -222,7 +237,7 @@ def run_study(
                     None if pretrained_ckpt is None else str(Path(pretrained_ckpt).resolve()),
                     str(datalist),
                     run_dir,
-                    settings,
+                    {**settings, **budget},
                 )
             )
     wins: dict[str, dict[str, bool | None]] = {}
@@ -238,6 +253,7 @@ def run_study(
     results = {
         "settings": {
             **settings,
+            "steps": steps,
             "fractions": list(fractions),
             "pretrained_ckpt": pretrained_ckpt,
             "datalist": str(datalist),
@@ -262,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--model_size", default="tiny")
     p.add_argument("--image_size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--steps", type=int, default=None, help="updates per run whatever the fraction")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--learning_rate", type=float, default=3e-4)
     p.add_argument("--max_length", type=int, default=31)
@@ -279,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         a.model_size,
         a.image_size,
         a.epochs,
+        a.steps,
         a.batch_size,
         a.learning_rate,
         a.max_length,

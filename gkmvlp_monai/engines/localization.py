@@ -43,7 +43,6 @@ __all__ = [
     "localization_transforms",
     "prepare_zero_shot_batch",
     "LocalizationOverlays",
-    "epochs_for_steps",
 ]
 
 _NET_KEYS = ["image", "label", "region_boxes", "region_mask"]
@@ -274,33 +273,6 @@ def prepare_zero_shot_batch(
         for k in ("image", "region_boxes", "region_mask")
     }
     return inputs, batchdata["label"].to(device=device, non_blocking=non_blocking)
-
-
-def epochs_for_steps(steps: int, n_items: int, batch_size: int) -> int:
-    """Epochs giving at least ``steps`` optimizer steps with ``drop_last`` batches (the study's budget)."""
-    per_epoch = max(1, n_items // max(1, batch_size))
-    return max(1, math.ceil(steps / per_epoch))
-
-
-def step_budget(steps: int, n_items: int, batch_size: int) -> tuple[int, int | None]:
-    """``(max_epochs, epoch_length)`` of a run making about ``steps`` updates over ``n_items`` items.
-
-    A small training set gets whole epochs (rounded up, :func:`epochs_for_steps`); a set holding more than
-    ``steps`` ``drop_last`` batches gets one epoch cut at ``steps`` batches (a shuffled part of the data).
-    The studies use it so every run, whatever its data fraction, makes the same number of updates.
-
-    Args:
-        steps: wanted optimizer updates.
-        n_items: training items.
-        batch_size: batch size (``drop_last``).
-
-    Returns:
-        ``(max_epochs, epoch_length)``, ``epoch_length`` ``None`` for whole epochs.
-    """
-    per_epoch = max(1, n_items // max(1, batch_size))
-    if per_epoch > steps:
-        return 1, int(steps)
-    return epochs_for_steps(steps, n_items, batch_size), None
 
 
 class LocalizationOverlays:
