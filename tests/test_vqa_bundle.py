@@ -207,3 +207,23 @@ def test_train_resume_evaluate_infer_export(tmp_path, vqa_datalist):
     net = torch.jit.load(str(ts))
     p = net(torch.rand(2, 1, 64, 64))
     assert p.shape == (2, 13) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_val_max_items_limits_training_validation_not_evaluation(vqa_datalist):
+    """``val_max_items`` trims the validation during training; ``evaluate.json`` scores the whole split."""
+    from monai.bundle import ConfigParser
+
+    for files, split, n in (
+        (["train.json"], "validation", 3),
+        (["train.json", "evaluate.json"], "test", 4),  # 2 pictures x 2 questions, untrimmed
+    ):
+        parser = ConfigParser()
+        parser.read_config([str(BUNDLE / "configs" / f) for f in files])
+        parser.update({"datalist_file": vqa_datalist, "val_max_items": 3})
+        items = parser.get_parsed_content("validate#items")
+        assert parser.get_parsed_content("validate#split") == split
+        assert len(items) == n
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.update({"datalist_file": vqa_datalist})
+    assert len(parser.get_parsed_content("validate#items")) == 4  # default null: the whole split

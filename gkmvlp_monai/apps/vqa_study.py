@@ -61,6 +61,7 @@ def run_study(
     seed: int = 0,
     num_workers: int = 0,
     generate: str = "open",
+    val_max_items: int | None = 256,
     mlflow: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate pre-trained and from-scratch VQA models at each training fraction.
@@ -81,6 +82,9 @@ def run_study(
         seed: seed of data order, subsets and initialisation.
         num_workers: data-loader workers.
         generate: answers generated at evaluation (``"open"``, ``"all"`` or ``"none"``).
+        val_max_items: validation questions scored during training (the first ones of the split; ``None``:
+            all). Each run validates once, after its last epoch, which only writes ``models/model.pt`` (the
+            final model), so a few suffice; the test evaluation always scores the whole test split.
         mlflow: log every run to MLflow (``<run>/eval/mlruns.db``).
 
     Returns:
@@ -106,6 +110,7 @@ def run_study(
         "num_workers": num_workers,
         "cache": "disk",
         "cache_dir": str(out / "cache"),
+        "val_max_items": val_max_items,
         "mlflow": mlflow,
     }
     runs = []
