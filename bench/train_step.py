@@ -305,7 +305,8 @@ def run_config(name: str, args: argparse.Namespace, device: torch.device) -> dic
         mark("to device")
         batch, _ = prepare_dict_batch(batch, device, non_blocking=True)
         mark(FWD_OTHER)
-        out = model(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.cpu_bf16):
+            out = model(batch)
         mark("backward")
         out["loss"].backward()
         mark("optimizer")
@@ -439,6 +440,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--configs", default="encoders,full", help="comma-separated: encoders, full")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument(
+        "--cpu-bf16", action="store_true", help="forward under CPU bf16 autocast (the bundles' cpu_bf16)"
+    )
     args = p.parse_args(argv)
     if args.steps < 1 or args.warmup < 1:
         p.error("--steps and --warmup must be >= 1")
@@ -449,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device(args.device)
     print(
         f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
-        f"{args.image_size}^2, size {args.size}, workers {args.num_workers}",
+        f"{args.image_size}^2, size {args.size}, workers {args.num_workers}, cpu_bf16 {args.cpu_bf16}",
         flush=True,
     )
     results = {"args": vars(args), "configs": {}}

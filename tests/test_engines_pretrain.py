@@ -83,3 +83,63 @@ def test_latest_checkpoint_is_the_newest_file(tmp_path):
     assert latest_checkpoint(str(tmp_path)) == str(b)
     os.utime(a, (now + 10, now + 10))
     assert latest_checkpoint(str(tmp_path)) == str(a)
+
+
+class DtypeProbe(torch.nn.Module):
+    """Records the dtype its linear layer computes in; the loss is float32 either way."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Linear(4, 1)
+        self.seen: list[torch.dtype] = []
+
+    def forward(self, batch):
+        y = self.w(batch["x"])
+        self.seen.append(y.dtype)
+        return {"loss": ((y.float().squeeze(-1) - batch["t"]) ** 2).mean()}
+
+
+def _bf16_trainer(cpu_bf16: bool):
+    from gkmvlp_monai.engines.pretrain import GKMVLPTrainer
+
+    data = [{"x": torch.randn(4), "t": torch.tensor(1.0)} for _ in range(4)]
+    net = DtypeProbe()
+    trainer = GKMVLPTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=torch.utils.data.DataLoader(data, batch_size=2),
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        loss_function=select_loss,
+        prepare_batch=prepare_dict_batch,
+        decollate=False,
+        cpu_bf16=cpu_bf16,
+    )
+    return trainer, net
+
+
+def test_cpu_bf16_trains_under_bf16_autocast_with_float32_weights():
+    import pytest
+
+    from gkmvlp_monai.engines.pretrain import cpu_bf16_supported
+
+    if not cpu_bf16_supported():
+        pytest.skip("this CPU has no native bfloat16 support")
+    trainer, net = _bf16_trainer(True)
+    before = net.w.weight.detach().clone()
+    trainer.run()
+    assert trainer.cpu_bf16 and net.seen == [torch.bfloat16, torch.bfloat16]
+    assert net.w.weight.dtype == torch.float32 and not torch.equal(net.w.weight, before)
+    assert torch.isfinite(trainer.state.output["loss"])
+    trainer, net = _bf16_trainer(False)
+    trainer.run()
+    assert not trainer.cpu_bf16 and net.seen == [torch.float32, torch.float32]
+
+
+def test_cpu_bf16_falls_back_to_float32_where_the_cpu_lacks_it(monkeypatch):
+    import gkmvlp_monai.engines.pretrain as pretrain
+
+    monkeypatch.setattr(pretrain, "cpu_bf16_supported", lambda: False)
+    trainer, net = _bf16_trainer(True)
+    trainer.run()
+    assert not trainer.cpu_bf16 and net.seen == [torch.float32, torch.float32]

@@ -123,17 +123,46 @@ class LossComponents:
             engine.state.metrics[self.prefix + k] = v / max(self._count, 1)
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matmuls and convolutions natively (oneDNN with AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without the oneDNN ops
+        return False
+
+
 class GKMVLPTrainer(SupervisedTrainer):
     """``SupervisedTrainer`` that passes over a batch whose every sample was bad (counted, not fatal).
 
-    Everything else (AMP, gradient accumulation, events) is the stock MONAI iteration.
+    Everything else (AMP, gradient accumulation, events) is the stock MONAI iteration. MONAI's ``amp`` is
+    CUDA autocast with a gradient scaler; ``cpu_bf16`` is its CPU counterpart.
+
+    Args:
+        cpu_bf16: run the forward pass (and so the backward) of each iteration on a CPU device under
+            ``torch.autocast("cpu", dtype=torch.bfloat16)``: matmuls and convolutions in bfloat16, losses,
+            softmax and normalisation in float32, weights and optimizer in float32 (no gradient scaler: bf16
+            has float32's range). Only where the CPU supports bf16 natively (:func:`cpu_bf16_supported`;
+            elsewhere it would be slower than float32, so a warning is logged and float32 is kept); ignored
+            on CUDA (use ``amp``).
+        args: ``SupervisedTrainer`` positional arguments.
+        kwargs: ``SupervisedTrainer`` keyword arguments.
     """
+
+    def __init__(self, *args: Any, cpu_bf16: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cpu_bf16 = False
+        if cpu_bf16 and torch.device(self.state.device).type == "cpu":
+            if cpu_bf16_supported():
+                self.cpu_bf16 = True
+            else:
+                self.logger.warning("cpu_bf16: this CPU has no native bfloat16 support; training in float32")
 
     def _iteration(self, engine: SupervisedTrainer, batchdata: dict[str, Any]) -> dict:
         if is_empty_batch(batchdata):
             engine.state.output = {Keys.PRED: None, Keys.LOSS: torch.tensor(float("nan"))}
             return engine.state.output
-        return super()._iteration(engine, batchdata)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bf16):
+            return super()._iteration(engine, batchdata)
 
 
 class GKMVLPEvaluator(SupervisedEvaluator):
