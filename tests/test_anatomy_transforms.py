@@ -87,3 +87,24 @@ def test_low_confidence_model_falls_back_to_atlas(atlas: Atlas) -> None:
 def test_needs_a_method() -> None:
     with pytest.raises(ValueError, match="model, an atlas"):
         ExtractAnatomicalRegionsd()
+
+
+def test_dataset_cache_fingerprint_sees_the_region_method_not_the_results(atlas: Atlas) -> None:
+    """The disk cache of a pipeline holding the extractor must change with the atlas / model weights (the
+    attribute walk saw neither) and must not change with the boxes computed so far (a shared extractor)."""
+    from gkmvlp_monai.data.dataset import transform_fingerprint
+
+    other = Atlas(atlas.image[::-1].copy(), atlas.boxes.copy(), atlas.mask.copy())
+    t1 = ExtractAnatomicalRegionsd(atlas=atlas)
+    before = transform_fingerprint([t1])
+    t1(_sample(chest_phantom(96, 96, seed=5)[0], "c.png"))  # fills its in-memory results
+    assert transform_fingerprint([t1]) == before
+    assert transform_fingerprint([ExtractAnatomicalRegionsd(atlas=atlas)]) == before
+    assert transform_fingerprint([ExtractAnatomicalRegionsd(atlas=other)]) != before
+    assert transform_fingerprint([ExtractAnatomicalRegionsd(atlas=atlas, min_confidence=0.9)]) != before
+    torch.manual_seed(0)
+    m1 = RegionBoxNet("resnet_tiny", img_size=64, hidden=16)
+    m2 = RegionBoxNet("resnet_tiny", img_size=64, hidden=16)  # same layout, other weights
+    fp1 = transform_fingerprint([ExtractAnatomicalRegionsd(model=m1, atlas=atlas)])
+    assert fp1 != transform_fingerprint([ExtractAnatomicalRegionsd(model=m2, atlas=atlas)])
+    assert fp1 != before

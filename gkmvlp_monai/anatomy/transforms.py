@@ -116,6 +116,20 @@ class ExtractAnatomicalRegionsd(MapTransform):
         #: number of images actually processed (cache misses), for monitoring
         self.computed = 0
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What the output depends on, for the data set caches
+        (:func:`gkmvlp_monai.data.dataset.transform_fingerprint`). It covers the keys, the
+        confidence policy, and the identity of the model weights and the atlas. It leaves out the
+        results computed so far and the cache folder."""
+        return {
+            "keys": list(self.keys),
+            "out_keys": [self.boxes_key, self.method_key, self.confidence_key],
+            "min_confidence": self.min_confidence,
+            "low_confidence": self.low_confidence,
+            "allow_missing_keys": self.allow_missing_keys,
+            "methods": self._cache_tag(),
+        }
+
     def _cache_tag(self) -> str:
         if self._tag is not None:
             return self._tag

@@ -231,6 +231,9 @@ def _describe(obj: Any, depth: int = 0) -> Any:
         cells = [c.cell_contents for c in obj.__closure__ or ()]
         consts = [c for c in code.co_consts if not isinstance(c, types.CodeType)]
         return [obj.__qualname__, code.co_code.hex(), _describe(consts, depth + 1), _describe(cells, depth + 1)]
+    fingerprint = getattr(obj, "fingerprint", None)
+    if callable(fingerprint) and not isinstance(obj, type):  # the object says what its output depends on
+        return [type(obj).__module__ + "." + type(obj).__qualname__, _describe(fingerprint(), depth + 1)]
     if callable(obj) and not hasattr(obj, "__dict__"):
         return getattr(obj, "__qualname__", type(obj).__qualname__)
     state = getattr(obj, "__dict__", None)
@@ -241,6 +244,11 @@ def _describe(obj: Any, depth: int = 0) -> Any:
 
 def transform_fingerprint(transforms: Sequence[Any]) -> bytes:
     """MD5 of the classes and settings of ``transforms`` (a ``PersistentDataset`` ``hash_transform``).
+
+    A transform's settings are its attributes, walked recursively, except for an object with a
+    ``fingerprint()`` method. That object is described by what the method returns: it names what the
+    output depends on, such as a model's weights, which the attribute walk cannot see. It also leaves
+    out run-time state, such as a cache of results already computed.
 
     Args:
         transforms: the cacheable transforms (MONAI passes the deterministic prefix).
