@@ -4,12 +4,14 @@ Every run trains through the ``gkmvlp_pretrain`` bundle exactly as the README's 
 (``configs/train.json`` + ``configs/demo_cpu.json``, ``loss_weights#<objective>`` set to 0 for the ablated
 objective, every other setting equal), then scores the test split with ``configs/evaluate.json``:
 zero-shot macro AUC over the 8 abnormal findings drawn most often, image->report and report->image
-R@1/5/10 against all test reports, and the LM loss. Runs whose ``eval/metrics.json`` exists are reused,
-so an interrupted ablation resumes where it stopped.
+R@1/5/10 against all test reports, and the LM loss. With ``--localization`` it also scores each
+variant's zero-shot grounding maps with the localization bundle (pointing game, IoU and Dice on the test
+split, threshold chosen on validation: what the grounding objective is for). Runs whose results exist
+are reused, so an interrupted ablation resumes where it stopped.
 
 Usage (repository root; one run takes the time of the demo pre-training at the same ``--epochs``)::
 
-    python bench/pretrain_ablation.py --data data/iu-synth --out runs/ablation --epochs 1
+    python bench/pretrain_ablation.py --data data/iu-synth --out runs/ablation --epochs 5 --localization
 
 Prints a Markdown table and writes it to ``<out>/ablation.md`` (and ``ablation.json``).
 """
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.apps.demo import run_pretrain_bundle
+from gkmvlp_monai.apps.demo import PRETRAIN_BUNDLE, run_pretrain_bundle
 
 OBJECTIVES = ("itc", "itm", "lm", "ecls", "grounding")
 COLUMNS = (
@@ -35,6 +37,7 @@ COLUMNS = (
     ("t2i_R10", "t2i R@10"),
     ("val_loss_lm", "LM loss"),
 )
+LOCALIZATION_COLUMNS = (("pointing_game", "ZS pointing game"), ("iou", "ZS IoU"), ("dice", "ZS Dice"))
 
 
 def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: int) -> dict[str, Any]:
@@ -65,13 +68,38 @@ def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: i
     return result
 
 
+def zero_shot_localization(run: Path, datalist: Path) -> dict[str, Any]:
+    """Zero-shot grounding figures of a variant's ``models/model.pt`` (localization bundle, test split)."""
+    from gkmvlp_monai.apps.localization_study import run_study
+
+    out = run / "zero_shot_localization"
+    done = out / "localization_results.json"
+    if not done.is_file():
+        demo = json.loads((PRETRAIN_BUNDLE / "configs" / "demo_cpu.json").read_text())
+        run_study(
+            run / "models" / "model.pt",
+            datalist.parent,
+            out,
+            fractions=(),
+            model_size=demo["model_size"],
+            image_size=demo["image_size"],
+            zero_shot=True,
+        )
+    rows = json.loads(done.read_text())["results"]
+    row = next(r for r in rows if r["variant"] == "zero-shot" and r["init"] == "pretrained")
+    return {k: row[k] for k, _ in LOCALIZATION_COLUMNS}
+
+
 def markdown(results: dict[str, dict[str, Any]], epochs: int) -> str:
     """The ablation table."""
-    head = "| variant | " + " | ".join(label for _, label in COLUMNS) + " | train min |"
-    rows = [head, "| --- " * (len(COLUMNS) + 2) + "|"]
+    columns = list(COLUMNS)
+    if any("localization" in res for res in results.values()):
+        columns += LOCALIZATION_COLUMNS
+    head = "| variant | " + " | ".join(label for _, label in columns) + " | train min |"
+    rows = [head, "| --- " * (len(columns) + 2) + "|"]
     for name, res in results.items():
-        m = res["metrics"]
-        cells = [f"{m[k]:.3f}" if k in m else "n/a" for k, _ in COLUMNS]
+        m = {**res["metrics"], **res.get("localization", {})}
+        cells = [f"{m[k]:.3f}" if m.get(k) is not None else "n/a" for k, _ in columns]
         minutes = f"{res['train_seconds'] / 60:.1f}" if "train_seconds" in res else "n/a"
         rows.append(f"| {name} | " + " | ".join(cells) + f" | {minutes} |")
     rows.append("")
@@ -87,6 +115,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     p.add_argument(
         "--objectives", default=",".join(OBJECTIVES), help="objectives to switch off, one run each"
     )
+    p.add_argument(
+        "--localization", action="store_true", help="also score each variant's zero-shot grounding maps"
+    )
     a = p.parse_args(argv)
     datalist = Path(a.data) / "datalist.json"
     if not datalist.is_file():
@@ -101,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     for name, off in variants.items():
         print(f"== {name}", flush=True)
         results[name] = run_variant(name.replace(" ", "_"), off, datalist, out, a.epochs)
+        if a.localization:
+            results[name]["localization"] = zero_shot_localization(out / name.replace(" ", "_"), datalist)
     table = markdown(results, a.epochs)
     (out / "ablation.md").write_text(table)
     (out / "ablation.json").write_text(json.dumps(results, indent=1))
