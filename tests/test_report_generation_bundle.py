@@ -109,7 +109,8 @@ def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monke
         return {"init": init, "fraction": fraction, "train_items": 0, "updates": 0, "metrics": {}}
 
     monkeypatch.setattr(study, "run_one", fake_run_one)
-    study.run_study(str(ckpt), str(tmp_path), str(tmp_path / "out"), steps=10, batch_size=8)
+    res = study.run_study(str(ckpt), str(tmp_path), str(tmp_path / "out"), steps=10, batch_size=8)
+    assert res["settings"]["steps"] == 10 and res["settings"]["max_epochs"] is None
     assert seen == [
         ("pretrained", 0.1, 2, None, 2),
         ("scratch", 0.1, 2, None, 2),

@@ -253,6 +253,7 @@ def run_study(
     results = {
         "settings": {
             **settings,
+            **({"max_epochs": None, "val_interval": None} if steps is not None else {}),  # per run: "updates"
             "steps": steps,
             "fractions": list(fractions),
             "pretrained_ckpt": pretrained_ckpt,
