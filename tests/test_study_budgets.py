@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gkmvlp_monai.engines.budget import epochs_for_steps, step_budget
+from gkmvlp_monai.engines.budget import budget_overrides, epochs_for_steps, step_budget
 
 
 def test_step_budget_whole_epochs_over_a_small_set():
@@ -16,3 +16,19 @@ def test_step_budget_cuts_one_epoch_of_a_large_set():
     # 2768 items, batch 16 -> 173 batches per epoch: one epoch cut at 120 batches
     assert step_budget(120, 2768, 16) == (1, 120)
     assert step_budget(200, 2768, 16) == (2, None)  # more than one epoch: whole epochs
+
+
+def test_budget_overrides_spread_the_validations():
+    # 10 %: 8 whole epochs, validated twice (every 4th epoch) or once (after the last)
+    assert budget_overrides(120, 277, 16, validations=2) == {
+        "max_epochs": 8,
+        "epoch_length": None,
+        "val_interval": 4,
+    }
+    assert budget_overrides(120, 277, 16) == {"max_epochs": 8, "epoch_length": None, "val_interval": 8}
+    # 100 %: one cut epoch, validated at its end whatever was asked
+    assert budget_overrides(120, 2768, 16, validations=2) == {
+        "max_epochs": 1,
+        "epoch_length": 120,
+        "val_interval": 1,
+    }

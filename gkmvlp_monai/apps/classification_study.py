@@ -69,13 +69,12 @@ def _train_and_evaluate(common: dict[str, Any], run_dir: Path, zero_shot: bool) 
 
 def _step_budget(datalist: str, fraction: float, seed: int, batch_size: int, steps: int) -> dict[str, Any]:
     """``max_epochs`` / ``epoch_length`` overrides giving ``steps`` updates over a training fraction."""
-    from gkmvlp_monai.engines.budget import step_budget
+    from gkmvlp_monai.engines.budget import budget_overrides
     from gkmvlp_monai.engines.classification import training_items
 
     n_items = len(training_items(datalist, fraction, seed))
-    max_epochs, epoch_length = step_budget(steps, n_items, min(batch_size, n_items))
     # validation (best checkpoint) twice per run, not after each of a small fraction's many epochs
-    return {"max_epochs": max_epochs, "epoch_length": epoch_length, "val_interval": max(1, max_epochs // 2)}
+    return budget_overrides(steps, n_items, min(batch_size, n_items), validations=2)
 
 
 def _fmt(value: float | None) -> str:

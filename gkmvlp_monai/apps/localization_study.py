@@ -101,7 +101,7 @@ def run_study(
         ``{"settings": ..., "results": [{"variant", "init", "fraction", pointing_game, iou, dice,
         threshold, n_findings, seconds}], "pretrained_beats_scratch": {fraction: {metric: bool}}}``.
     """
-    from gkmvlp_monai.engines.budget import step_budget
+    from gkmvlp_monai.engines.budget import budget_overrides
     from gkmvlp_monai.engines.localization import localization_items
 
     out = Path(out_dir).resolve()
@@ -146,16 +146,14 @@ def run_study(
             n_items = len(localization_items(datalist, "training", frac, seed))
             # a fraction smaller than one batch would give no batch at all (drop_last): shrink the batch
             run_batch = max(1, min(batch_size, n_items))
-            epochs, epoch_length = step_budget(steps, n_items, run_batch)
+            budget = budget_overrides(steps, n_items, run_batch, val_evals)
             run_dir = out / f"finetune_{init}_{int(round(fraction * 100))}pct"
             overrides = {
                 **common,
                 "from_scratch": scratch,
                 "train_fraction": frac,
-                "max_epochs": epochs,
-                "epoch_length": epoch_length,
+                **budget,
                 "batch_size": run_batch,
-                "val_interval": max(1, epochs // max(1, val_evals)),
                 "output_dir": str(run_dir / "eval"),
                 "ckpt_dir": str(run_dir / "models"),
             }
@@ -168,8 +166,8 @@ def run_study(
                     "init": init,
                     "fraction": fraction,
                     "train_items": n_items,
-                    "epochs": epochs,
-                    "steps": epochs * (epoch_length or n_items // run_batch),
+                    "epochs": budget["max_epochs"],
+                    "steps": budget["max_epochs"] * (budget["epoch_length"] or n_items // run_batch),
                     **row,
                     "seconds": time.time() - t0,
                 }

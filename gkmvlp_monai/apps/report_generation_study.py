@@ -219,12 +219,11 @@ def run_study(
     for fraction in fractions:
         budget = {}
         if steps is not None:
-            from gkmvlp_monai.engines.budget import step_budget
+            from gkmvlp_monai.engines.budget import budget_overrides
             from gkmvlp_monai.engines.report_generation import training_items
 
             n_items = len(training_items(str(datalist), None if fraction >= 1 else fraction, seed))
-            max_epochs, epoch_length = step_budget(steps, n_items, batch_size)
-            budget = {"max_epochs": max_epochs, "epoch_length": epoch_length, "val_interval": max_epochs}
+            budget = budget_overrides(steps, n_items, batch_size)  # one validation, after the last epoch
         for init in ("pretrained", "scratch"):
             if init == "pretrained" and pretrained_ckpt is None:
                 continue

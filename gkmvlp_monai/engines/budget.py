@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["epochs_for_steps", "step_budget"]
+__all__ = ["budget_overrides", "epochs_for_steps", "step_budget"]
 
 
 def epochs_for_steps(steps: int, n_items: int, batch_size: int) -> int:
@@ -33,3 +33,26 @@ def step_budget(steps: int, n_items: int, batch_size: int) -> tuple[int, int | N
     if per_epoch > steps:
         return 1, int(steps)
     return epochs_for_steps(steps, n_items, batch_size), None
+
+
+def budget_overrides(
+    steps: int, n_items: int, batch_size: int, validations: int = 1
+) -> dict[str, int | None]:
+    """Bundle overrides of a run making about ``steps`` updates (:func:`step_budget`), validated
+    ``validations`` times (every ``max_epochs // validations`` epochs, at least every epoch).
+
+    Args:
+        steps: wanted optimizer updates.
+        n_items: training items.
+        batch_size: batch size (``drop_last``).
+        validations: validation passes per run (the last one after the final epoch).
+
+    Returns:
+        ``{"max_epochs", "epoch_length", "val_interval"}``.
+    """
+    max_epochs, epoch_length = step_budget(steps, n_items, batch_size)
+    return {
+        "max_epochs": max_epochs,
+        "epoch_length": epoch_length,
+        "val_interval": max(1, max_epochs // max(1, validations)),
+    }
