@@ -100,12 +100,13 @@ def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monke
     datalist.write_text(json.dumps({"training": items, "validation": items[:4], "test": items[:4]}))
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
-    seen = []
+    seen, batches = [], []
 
     def fake_run_one(init, fraction, pretrained_ckpt, datalist_file, run_dir, settings):
         seen.append(
-            (init, fraction, settings["max_epochs"], settings["epoch_length"], settings["val_interval"])
+            (init, fraction, settings["max_epochs"], settings.get("epoch_length"), settings["val_interval"])
         )
+        batches.append(settings["batch_size"])
         return {"init": init, "fraction": fraction, "train_items": 0, "updates": 0, "metrics": {}}
 
     monkeypatch.setattr(study, "run_one", fake_run_one)
@@ -117,6 +118,12 @@ def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monke
         ("pretrained", 1.0, 1, 10, 1),
         ("scratch", 1.0, 1, 10, 1),
     ]
+    assert batches == [8, 8, 8, 8]
+    # a fraction smaller than one batch (4 of 40 items, batch 8) trains with a batch of 4, not zero updates
+    seen.clear(), batches.clear()
+    datalist.write_text(json.dumps({"training": items[:40], "validation": items[:4], "test": items[:4]}))
+    study.run_study(str(ckpt), str(tmp_path), str(tmp_path / "out2"), epochs=2, batch_size=8)
+    assert batches == [4, 4, 8, 8] and [s[2] for s in seen] == [2, 2, 2, 2]
 
 
 def test_train_config_switches_every_objective_but_lm_off():

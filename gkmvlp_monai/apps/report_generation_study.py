@@ -217,13 +217,16 @@ def run_study(
     runs = []
     t0 = time.time()
     for fraction in fractions:
-        budget = {}
-        if steps is not None:
-            from gkmvlp_monai.engines.budget import budget_overrides
-            from gkmvlp_monai.engines.report_generation import training_items
+        from gkmvlp_monai.engines.budget import budget_overrides
+        from gkmvlp_monai.engines.report_generation import training_items
 
-            n_items = len(training_items(str(datalist), None if fraction >= 1 else fraction, seed))
-            budget = budget_overrides(steps, n_items, batch_size)  # one validation, after the last epoch
+        n_items = len(training_items(str(datalist), None if fraction >= 1 else fraction, seed))
+        # a fraction smaller than one batch would give no batch at all (drop_last): shrink the batch, as
+        # the classification and localization studies do
+        run_batch = max(1, min(batch_size, n_items))
+        budget: dict[str, Any] = {"batch_size": run_batch}
+        if steps is not None:
+            budget.update(budget_overrides(steps, n_items, run_batch))  # one validation, after the last epoch
         for init in ("pretrained", "scratch"):
             if init == "pretrained" and pretrained_ckpt is None:
                 continue
