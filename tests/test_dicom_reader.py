@@ -139,11 +139,121 @@ def test_multiframe_missing_pixels_truncated_and_garbage(tmp_path):
         LoadCXRImage()(tmp_path / "absent.dcm")
 
 
-def test_non_chest_body_part_warns_but_loads(tmp_path):
-    path = write_cxr_dicom(tmp_path / "hand.dcm", _picture(12), body_part="HAND")
-    with pytest.warns(UserWarning, match=r"hand\.dcm.*HAND"):
-        img = LoadCXRImage()(path)
-    assert img.shape == (1, 56, 72)
+@pytest.mark.parametrize("part", ["EXTREMITY", "HAND"])
+def test_non_chest_body_part_is_refused_naming_file_and_value(tmp_path, part):
+    path = write_cxr_dicom(tmp_path / "limb.dcm", _picture(12), modality="CR", body_part=part)
+    with pytest.raises(CXRImageError, match=rf"limb\.dcm: BodyPartExamined is '{part}', not the chest"):
+        LoadCXRImage()(path)
+
+
+def test_allow_non_chest_loads_flagged(tmp_path):
+    path = write_cxr_dicom(tmp_path / "hand.dcm", _picture(12), modality="CR", body_part="HAND")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        LoadCXRImage(check_body_part=False)(path)
+        warnings.simplefilter("error")  # flagged in the metadata, not with a Python warning
+        img = LoadCXRImage(allow_non_chest=True)(path)
+    assert img.shape == (1, 56, 72)
+    assert img.meta["in_scope"] is False and img.meta["body_part"] == "HAND"
+    assert "BodyPartExamined is 'HAND', not the chest" in img.meta["scope_reason"]
+    # check_body_part=False skips the check altogether (the part is still recorded)
+    unchecked = LoadCXRImage(check_body_part=False)(path)
+    assert unchecked.meta["in_scope"] is True and unchecked.meta["body_part"] == "HAND"
+
+
+@pytest.mark.parametrize("part", ["CHEST", "THORAX", "Chest", "LUNG", "CHESTABDOMEN", "CHEST_TO_PELVIS"])
+def test_chest_synonyms_are_in_scope(tmp_path, part):
+    img = LoadCXRImage()(write_cxr_dicom(tmp_path / "c.dcm", _picture(12), body_part=part))
+    assert img.meta["in_scope"] is True and img.meta["scope_reason"] == ""
+    assert img.meta["body_part"] == part and img.meta["body_part_source"] == "BodyPartExamined"
+
+
+def _region(code: str, meaning: str) -> pydicom.Sequence:
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "SCT", meaning
+    return pydicom.Sequence([item])
+
+
+def test_anatomic_region_sequence_and_description_fallbacks(tmp_path):
+    pic = _picture(12)
+    hand = write_cxr_dicom(
+        tmp_path / "ars_hand.dcm",
+        pic,
+        body_part="",
+        extra={"AnatomicRegionSequence": _region("85562004", "Hand")},
+    )
+    with pytest.raises(
+        CXRImageError, match=r"ars_hand\.dcm: AnatomicRegionSequence is 'Hand \(SCT 85562004\)'"
+    ):
+        LoadCXRImage()(hand)
+    thorax = write_cxr_dicom(
+        tmp_path / "ars_thorax.dcm",
+        pic,
+        body_part="",
+        extra={"AnatomicRegionSequence": _region("51185008", "Thoracic structure")},
+    )
+    meta = LoadCXRImage()(thorax).meta
+    assert meta["in_scope"] is True and meta["body_part_source"] == "AnatomicRegionSequence"
+    # no body part anywhere but a description naming another part
+    wrist = write_cxr_dicom(tmp_path / "sd.dcm", pic, body_part="", extra={"SeriesDescription": "WRIST PA"})
+    with pytest.raises(CXRImageError, match=r"sd\.dcm: SeriesDescription is 'WRIST PA', not the chest"):
+        LoadCXRImage()(wrist)
+    chest = write_cxr_dicom(tmp_path / "sc.dcm", pic, body_part="", extra={"StudyDescription": "XR CHEST PA"})
+    assert LoadCXRImage()(chest).meta["body_part_source"] == "StudyDescription"
+    # a thoracic spine film is not a chest radiograph, whatever its name holds
+    with pytest.raises(CXRImageError, match=r"ts\.dcm"):
+        LoadCXRImage()(write_cxr_dicom(tmp_path / "ts.dcm", pic, body_part="TSPINE"))
+
+
+def test_unknown_body_part_is_accepted(tmp_path):
+    path = write_cxr_dicom(
+        tmp_path / "u.dcm", _picture(12), body_part="", extra={"SeriesDescription": "Routine"}
+    )
+    meta = LoadCXRImage()(path).meta
+    assert meta["in_scope"] is True and meta["body_part"] == "" and meta["body_part_source"] == ""
+
+
+def test_view_position_and_its_fallbacks(tmp_path):
+    pic = _picture(12)
+    assert (
+        LoadCXRImage()(write_cxr_dicom(tmp_path / "ap.dcm", pic, view_position="AP")).meta["view_position"]
+        == "AP"
+    )
+    # no ViewPosition: PatientOrientation with an anterior/posterior row direction is a lateral
+    lat = LoadCXRImage()(
+        write_cxr_dicom(tmp_path / "po.dcm", pic, view_position="", extra={"PatientOrientation": ["A", "F"]})
+    )
+    assert (lat.meta["view_position"], lat.meta["view_source"]) == ("LATERAL", "PatientOrientation")
+    desc = write_cxr_dicom(
+        tmp_path / "sd.dcm",
+        pic,
+        view_position="",
+        extra={"SeriesDescription": "CHEST PA", "PatientOrientation": None},
+    )
+    assert LoadCXRImage()(desc).meta["view_position"] == "PA"
+    both = write_cxr_dicom(
+        tmp_path / "b.dcm",
+        pic,
+        view_position="",
+        extra={"SeriesDescription": "CHEST PA AND LAT", "PatientOrientation": None},
+    )
+    assert LoadCXRImage()(both).meta["view_position"] == ""
+    # a file without any view hint takes the datalist item's view
+    bare = write_cxr_dicom(tmp_path / "bare.dcm", pic, view_position="", extra={"PatientOrientation": None})
+    item = LoadCXRImaged("image")({"image": str(bare), "view": "PA"})
+    assert (item["image"].meta["view_position"], item["image"].meta["view_source"]) == ("PA", "datalist")
+
+
+@pytest.mark.parametrize("view", ["LL", "RL", "LATERAL"])
+def test_lateral_policies(tmp_path, view):
+    path = write_cxr_dicom(tmp_path / "lat.dcm", _picture(12), view_position=view)
+    assert LoadCXRImage()(path).meta["in_scope"] is True  # training pipelines accept laterals
+    flagged = LoadCXRImage(lateral="flag")(path).meta
+    assert flagged["in_scope"] is False
+    assert flagged["scope_reason"] == "lateral view; model trained on frontal views"
+    with pytest.raises(CXRImageError, match=rf"lat\.dcm: lateral view '{view}'"):
+        LoadCXRImage(lateral="refuse")(path)
+    # both reasons are kept
+    hand = write_cxr_dicom(tmp_path / "h.dcm", _picture(12), view_position=view, body_part="HAND")
+    meta = LoadCXRImage(allow_non_chest=True, lateral="flag")(hand).meta
+    assert "HAND" in meta["scope_reason"] and "lateral view" in meta["scope_reason"]
+    with pytest.raises(ValueError, match="lateral"):
+        LoadCXRImage(lateral="maybe")

@@ -14,13 +14,24 @@ Intensity normalisation to [0, 1]:
 - NIfTI: integer types by their dtype range, floating point min-max.
 
 Every failure is raised as ``CXRImageError`` (a ``ValueError``) whose message starts with the file name.
+
+Scope (what the chest models were trained on), recorded in every image's metadata:
+
+- ``body_part`` / ``body_part_source``: from BodyPartExamined, else the AnatomicRegionSequence (SNOMED
+  code or code meaning), else the Study/SeriesDescription (see :func:`dicom_body_part`). A DICOM that
+  names another part than the chest is refused (``CXRImageError`` naming the file and the value) unless
+  ``allow_non_chest=True``, which loads it with ``in_scope = False`` and a ``scope_reason``. Nothing
+  recorded anywhere is not evidence of another part: such a file is accepted with ``body_part ""``.
+- ``view_position`` / ``view_source``: ViewPosition, else PatientOrientation (a row direction A/P is a
+  lateral), else the Series/StudyDescription; for PNG/JPEG/NIfTI the datalist item's ``view``
+  (``LoadCXRImaged``). ``lateral="flag"`` marks laterals (LL, RL, LATERAL, ...) out of scope,
+  ``"refuse"`` raises ``CXRImageError``, ``"accept"`` (default, training) leaves them in scope.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +48,11 @@ __all__ = [
     "CXRPILReader",
     "CXRNiftiReader",
     "cxr_readers",
+    "dicom_body_part",
+    "dicom_view_position",
+    "is_lateral_view",
+    "LATERAL_POLICIES",
+    "LATERAL_VIEWS",
     "LoadCXRImage",
     "LoadCXRImaged",
     "LoadCXRImageD",
@@ -53,11 +69,114 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: modalities a chest radiograph can have (CR, DX; RG = conventional radiography, digitised film)
 RADIOGRAPH_MODALITIES = ("CR", "DX", "RG")
-_CHEST_WORDS = ("CHEST", "THORAX", "LUNG", "TORSO", "THORAC")
+#: words that name the chest in BodyPartExamined, a code meaning or a description (a field that
+#: includes the chest, e.g. CHESTABDOMEN or CHEST_TO_PELVIS, counts as the chest)
+_CHEST_WORDS = ("CHEST", "THORAX", "THORAC", "LUNG", "TORSO", "CXR")
+#: words naming a part whose name contains a chest word but is not a chest radiograph (thoracic spine)
+_NOT_CHEST_FIRST = ("SPINE", "TSPINE", "CSPINE", "LSPINE", "VERTEBRA")
+#: SNOMED CT (SCT) and legacy SNOMED RT (SRT) codes of the chest / thorax / lung in AnatomicRegionSequence
+_CHEST_CODES = frozenset({"51185008", "43799004", "302551006", "39607008", "T-D3000", "T-D3010", "T-28000"})
+#: body parts a free-text description may name (DICOM BodyPartExamined defined terms and common words);
+#: a description is only taken as evidence of another part when it names one of these and no chest word
+_OTHER_PARTS = (
+    "ABDOMEN", "ANKLE", "ARM", "BRAIN", "BREAST", "CALCANEUS", "CLAVICLE", "COCCYX", "ELBOW",
+    "EXTREMITY", "FACE", "FEMUR", "FINGER", "FOOT", "FOREARM", "HAND", "HEAD", "HEEL", "HIP", "HUMERUS",
+    "JAW", "KNEE", "KUB", "LEG", "MANDIBLE", "NECK", "PELVIS", "SACRUM", "SCAPULA", "SHOULDER", "SINUS",
+    "SKULL", "SPINE", "TIBIA", "TOE", "WRIST",
+)  # fmt: skip
+#: ViewPosition / description values of a lateral projection
+LATERAL_VIEWS = frozenset({"LL", "RL", "LATERAL", "LAT", "XTABLE LATERAL", "LLAT", "RLAT"})
+#: what ``LoadCXRImage(lateral=...)`` does with a lateral view
+LATERAL_POLICIES = ("accept", "flag", "refuse")
+LATERAL_REASON = "lateral view; model trained on frontal views"
 
 
 class CXRImageError(ValueError):
     """A chest X-ray file that cannot be used: the message names the file and the problem."""
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in "".join(c if c.isalnum() else " " for c in text.upper()).split() if w]
+
+
+def _names_chest(text: str) -> bool:
+    upper = text.upper()
+    if any(w in _NOT_CHEST_FIRST for w in _words(upper)) or "SPINE" in upper:
+        return False
+    return any(word in upper for word in _CHEST_WORDS)
+
+
+def dicom_body_part(ds: Any) -> tuple[str, str, bool | None]:
+    """The body part a DICOM data set records, where it was found, and whether it is the chest.
+
+    Looked up in order: BodyPartExamined; the AnatomicRegionSequence (a chest SNOMED code, or a code
+    meaning naming the chest); the SeriesDescription, then the StudyDescription. BodyPartExamined and the
+    region code are coded fields: any other value is another part. A description is free text: it counts
+    only when it names the chest or one of the other body parts a radiograph is taken of (``HAND PA``).
+
+    Args:
+        ds: a ``pydicom.Dataset``.
+
+    Returns:
+        ``(value, source, is_chest)``: e.g. ``("EXTREMITY", "BodyPartExamined", False)``; ``("", "", None)``
+        when nothing is recorded (unknown is not evidence of another part).
+    """
+    part = str(ds.get("BodyPartExamined", "") or "").strip()
+    if part:
+        return part, "BodyPartExamined", _names_chest(part)
+    for item in ds.get("AnatomicRegionSequence", None) or []:
+        code = str(item.get("CodeValue", "") or "").strip()
+        meaning = str(item.get("CodeMeaning", "") or "").strip()
+        scheme = str(item.get("CodingSchemeDesignator", "") or "").strip()
+        if not code and not meaning:
+            continue
+        value = f"{meaning} ({scheme} {code})".strip() if code else meaning
+        value = value.replace("( ", "(")
+        return value, "AnatomicRegionSequence", code in _CHEST_CODES or _names_chest(meaning)
+    for keyword in ("SeriesDescription", "StudyDescription"):
+        text = str(ds.get(keyword, "") or "").strip()
+        if not text:
+            continue
+        if _names_chest(text):
+            return text, keyword, True
+        if set(_words(text)) & set(_OTHER_PARTS):
+            return text, keyword, False
+    return "", "", None
+
+
+def dicom_view_position(ds: Any) -> tuple[str, str]:
+    """The view (projection) a DICOM data set records and where it was found.
+
+    ViewPosition (0018,5101) as written (upper case: PA, AP, LL, RL, LATERAL, ...); else
+    PatientOrientation, whose row direction A or P means a lateral (``LATERAL``; a frontal row direction
+    L/R does not tell PA from AP and gives nothing); else a PA / AP / lateral word in the Series- or
+    StudyDescription (nothing when it names several, e.g. ``CHEST PA AND LAT``).
+
+    Args:
+        ds: a ``pydicom.Dataset``.
+
+    Returns:
+        ``(view, source)``; ``("", "")`` when unknown.
+    """
+    view = " ".join(str(ds.get("ViewPosition", "") or "").upper().split())
+    if view:
+        return view, "ViewPosition"
+    orientation = ds.get("PatientOrientation", None)
+    if orientation is not None and not isinstance(orientation, str) and len(orientation) == 2:
+        row = str(orientation[0]).upper()[:1]
+        if row in ("A", "P"):
+            return "LATERAL", "PatientOrientation"
+    for keyword in ("SeriesDescription", "StudyDescription"):
+        words = set(_words(str(ds.get(keyword, "") or "")))
+        found = {w for w in words if w in ("PA", "AP")} | {"LATERAL" for w in words if w in LATERAL_VIEWS}
+        if len(found) == 1:
+            return found.pop(), keyword
+    return "", ""
+
+
+def is_lateral_view(view: str) -> bool:
+    """True for a lateral projection (LL, RL, LATERAL, LAT, ...)."""
+    return " ".join(str(view).upper().split()) in LATERAL_VIEWS
 
 
 def _one_file(data: Sequence[str | os.PathLike] | str | os.PathLike) -> Path:
@@ -102,7 +221,10 @@ class CXRDicomReader(ImageReader):
 
     Args:
         allowed_modalities: Modality values accepted; others (CT, MR, US, ...) raise ``CXRImageError``.
-        check_body_part: warn (``warnings.warn``) when BodyPartExamined is set and is not the chest.
+        check_body_part: check the recorded body part (:func:`dicom_body_part`); ``False`` skips the check
+            (the metadata still records the part, in scope).
+        allow_non_chest: load a file that names another body part than the chest, with
+            ``meta["in_scope"] = False`` and a ``scope_reason``, instead of raising ``CXRImageError``.
         voi_index: which window / VOI LUT to use when the file has several.
     """
 
@@ -111,11 +233,20 @@ class CXRDicomReader(ImageReader):
         allowed_modalities: Sequence[str] = RADIOGRAPH_MODALITIES,
         check_body_part: bool = True,
         voi_index: int = 0,
+        allow_non_chest: bool = False,
     ) -> None:
         super().__init__()
         self.allowed_modalities = tuple(m.upper() for m in allowed_modalities)
         self.check_body_part = check_body_part
+        self.allow_non_chest = allow_non_chest
         self.voi_index = voi_index
+
+    def _scope(self, path: Path, ds: Any) -> tuple[str, str, str]:
+        """``(body_part, source, reason)``; ``reason`` is empty when the file is in scope."""
+        part, source, is_chest = dicom_body_part(ds)
+        if not self.check_body_part or is_chest is not False:
+            return part, source, ""
+        return part, source, f"{source} is {part!r}, not the chest"
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
         """DICOM suffixes, or any file without a known image suffix that has the ``DICM`` preamble."""
@@ -138,7 +269,8 @@ class CXRDicomReader(ImageReader):
             ``(path, dataset)``.
 
         Raises:
-            CXRImageError: unreadable file, another modality, multi-frame, no pixel data.
+            CXRImageError: unreadable file, another modality, multi-frame, no pixel data, or another body
+                part than the chest (unless ``allow_non_chest``).
         """
         import pydicom
         from pydicom.errors import InvalidDicomError
@@ -164,12 +296,14 @@ class CXRDicomReader(ImageReader):
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if frames != 1:
             raise CXRImageError(f"{path}: multi-frame DICOM ({frames} frames); a radiograph has one frame")
-        if self.check_body_part:
-            part = str(ds.get("BodyPartExamined", "")).upper()
-            if part and not any(word in part for word in _CHEST_WORDS):
-                msg = f"{path}: BodyPartExamined is {part!r}, not the chest"
-                logger.warning(msg)
-                warnings.warn(msg, stacklevel=2)
+        _, _, reason = self._scope(path, ds)
+        if reason and not self.allow_non_chest:
+            raise CXRImageError(
+                f"{path}: {reason}; a radiograph of another body part is out of scope "
+                "(allow_non_chest=True loads it flagged instead)"
+            )
+        if reason:
+            logger.warning("%s: %s; loaded flagged out of scope (allow_non_chest)", path, reason)
         return path, ds
 
     def get_data(self, img: tuple[Path, Any]) -> tuple[np.ndarray, dict]:
@@ -210,6 +344,8 @@ class CXRDicomReader(ImageReader):
         if photometric == "MONOCHROME1":
             out = 1.0 - out
         spacing, spacing_source = self._spacing(ds)
+        part, part_source, reason = self._scope(path, ds)
+        view, view_source = dicom_view_position(ds)
         arr = np.ascontiguousarray(out.T.astype(np.float32))  # (rows, cols) -> [W, H]
         meta = _base_meta(arr.shape, (spacing[1], spacing[0]), type(self).__name__)
         meta.update(
@@ -219,8 +355,12 @@ class CXRDicomReader(ImageReader):
                 "bits_stored": int(ds.get("BitsStored", 0)),
                 "bits_allocated": int(ds.get("BitsAllocated", 0)),
                 "modality": str(ds.get("Modality", "")),
-                "body_part": str(ds.get("BodyPartExamined", "")),
-                "view_position": str(ds.get("ViewPosition", "")),
+                "body_part": part,
+                "body_part_source": part_source,
+                "view_position": view,
+                "view_source": view_source,
+                "in_scope": not reason,
+                "scope_reason": reason,
                 "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID", "")),
                 "voi": voi,
                 "original_size": np.asarray([arr.shape[0], arr.shape[1]]),
@@ -344,7 +484,11 @@ class CXRPILReader(ImageReader):
                 "bits_allocated": bits,
                 "modality": "",
                 "body_part": "",
+                "body_part_source": "",
                 "view_position": "",
+                "view_source": "",
+                "in_scope": True,
+                "scope_reason": "",
                 "transfer_syntax": "",
                 "voi": f"{mode}-bit-depth",
                 "original_size": np.asarray(out.shape),
@@ -422,7 +566,11 @@ class CXRNiftiReader(ImageReader):
                 "bits_allocated": int(data.dtype.itemsize * 8),
                 "modality": "",
                 "body_part": "",
+                "body_part_source": "",
                 "view_position": "",
+                "view_source": "",
+                "in_scope": True,
+                "scope_reason": "",
                 "transfer_syntax": "",
                 "voi": "nifti-range",
                 "original_size": np.asarray(out.shape),
@@ -431,35 +579,58 @@ class CXRNiftiReader(ImageReader):
         return out, meta
 
 
-def cxr_readers(check_body_part: bool = True) -> list[ImageReader]:
-    """The three chest X-ray readers, in ``LoadImage`` registration order (NIfTI, PNG/JPEG, DICOM)."""
-    return [CXRNiftiReader(), CXRPILReader(), CXRDicomReader(check_body_part=check_body_part)]
+def cxr_readers(check_body_part: bool = True, allow_non_chest: bool = False) -> list[ImageReader]:
+    """The three chest X-ray readers, in ``LoadImage`` registration order (NIfTI, PNG/JPEG, DICOM).
+
+    Args:
+        check_body_part: check the body part a DICOM records (see :class:`CXRDicomReader`).
+        allow_non_chest: flag (instead of refuse) a DICOM of another body part.
+    """
+    return [
+        CXRNiftiReader(),
+        CXRPILReader(),
+        CXRDicomReader(check_body_part=check_body_part, allow_non_chest=allow_non_chest),
+    ]
 
 
 class LoadCXRImage(Transform):
     """Load one chest X-ray file as a float32 ``[1, W, H]`` MetaTensor in [0, 1].
 
     The reader is picked by suffix (DICOM also by its ``DICM`` preamble). All failures, including
-    "no reader for this file type", are raised as ``CXRImageError`` naming the file.
+    "no reader for this file type", are raised as ``CXRImageError`` naming the file. The metadata records
+    the scope: ``body_part``, ``view_position`` (with their ``*_source``), ``in_scope`` and
+    ``scope_reason`` (reasons joined by ``"; "``).
 
     Args:
-        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        check_body_part: check the body part a DICOM records; another part than the chest is refused.
+        allow_non_chest: load a DICOM of another body part flagged (``in_scope`` False) instead.
+        lateral: what to do with a lateral view (LL, RL, LATERAL, ...): ``"accept"`` (default: in scope),
+            ``"flag"`` (``in_scope`` False, reason ``"lateral view; model trained on frontal views"``) or
+            ``"refuse"`` (``CXRImageError``). Inference of a model trained on frontal views only flags.
     """
 
-    def __init__(self, check_body_part: bool = True) -> None:
-        self.readers = cxr_readers(check_body_part)
+    def __init__(
+        self, check_body_part: bool = True, allow_non_chest: bool = False, lateral: str = "accept"
+    ) -> None:
+        if lateral not in LATERAL_POLICIES:
+            raise ValueError(f"lateral={lateral!r}: choose one of {LATERAL_POLICIES}")
+        self.readers = cxr_readers(check_body_part, allow_non_chest)
+        self.lateral = lateral
 
-    def __call__(self, filename: str | os.PathLike) -> MetaTensor:
+    def __call__(self, filename: str | os.PathLike, view: str = "") -> MetaTensor:
         """Load ``filename``.
 
         Args:
             filename: DICOM, PNG/JPEG or NIfTI file.
+            view: the view known from elsewhere (a datalist item's ``view``), used when the file records
+                none (PNG/JPEG/NIfTI, or a DICOM without ViewPosition or another hint).
 
         Returns:
             ``MetaTensor`` of shape ``[1, W, H]``, float32, values in [0, 1], with a 3x3 affine.
 
         Raises:
-            CXRImageError: the file is missing, unsupported, unreadable or not a chest radiograph.
+            CXRImageError: the file is missing, unsupported, unreadable or not a chest radiograph (another
+                modality; another body part unless ``allow_non_chest``; a lateral with ``lateral="refuse"``).
         """
         if isinstance(filename, (list, tuple)):
             path = _one_file(filename)
@@ -481,24 +652,52 @@ class LoadCXRImage(Transform):
         except Exception as err:
             raise CXRImageError(f"{path}: cannot load image ({type(err).__name__}: {err})") from err
         meta[ImageMetaKey.FILENAME_OR_OBJ] = str(path)
+        self._apply_view(path, meta, view)
         img = MetaTensor.ensure_torch_and_prune_meta(arr, meta, simple_keys=False)
         return EnsureChannelFirst(channel_dim="no_channel")(img)
+
+    def _apply_view(self, path: Path, meta: dict[str, Any], view: str) -> None:
+        """Fill the view from ``view`` when the file has none, then apply the lateral policy."""
+        hint = " ".join(str(view or "").upper().split())
+        if not meta.get("view_position") and hint:
+            meta["view_position"], meta["view_source"] = hint, "datalist"
+        if self.lateral == "accept" or not is_lateral_view(meta.get("view_position", "")):
+            return
+        if self.lateral == "refuse":
+            raise CXRImageError(
+                f"{path}: lateral view {meta['view_position']!r} ({meta['view_source']}); "
+                "the model was trained on frontal views"
+            )
+        reasons = [r for r in (meta.get("scope_reason", ""), LATERAL_REASON) if r]
+        meta["in_scope"], meta["scope_reason"] = False, "; ".join(reasons)
 
 
 class LoadCXRImaged(MapTransform):
     """Dictionary version of ``LoadCXRImage``: replaces each file name under ``keys`` by the image.
 
+    An item's ``view`` (data contract) is the view of a file that records none (PNG/JPEG).
+
     Args:
         keys: keys holding file names (usually ``"image"``).
-        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        check_body_part: check the body part a DICOM records; another part than the chest is refused.
         allow_missing_keys: skip absent keys instead of raising ``KeyError``.
+        allow_non_chest: load a DICOM of another body part flagged instead (see ``LoadCXRImage``).
+        lateral: ``"accept"``, ``"flag"`` or ``"refuse"`` a lateral view (see ``LoadCXRImage``).
+        view_key: item key of the known view.
     """
 
     def __init__(
-        self, keys: KeysCollection, check_body_part: bool = True, allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        check_body_part: bool = True,
+        allow_missing_keys: bool = False,
+        allow_non_chest: bool = False,
+        lateral: str = "accept",
+        view_key: str = "view",
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadCXRImage(check_body_part=check_body_part)
+        self.loader = LoadCXRImage(check_body_part, allow_non_chest, lateral)
+        self.view_key = view_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Load every key.
@@ -513,8 +712,9 @@ class LoadCXRImaged(MapTransform):
             CXRImageError: as ``LoadCXRImage``.
         """
         d = dict(data)
+        view = d.get(self.view_key, "")
         for key in self.key_iterator(d):
-            d[key] = self.loader(d[key])
+            d[key] = self.loader(d[key], view=view if isinstance(view, str) else "")
         return d
 
 

@@ -34,6 +34,8 @@ def cxr_deterministic_transforms(
     load_size: int | None = None,
     check_body_part: bool = True,
     region_extractor: MapTransform | None = None,
+    allow_non_chest: bool = False,
+    lateral: str = "accept",
 ) -> list[MapTransform]:
     """The cacheable part: load, (region extraction), box arrays, resize longest side and pad square.
 
@@ -42,16 +44,22 @@ def cxr_deterministic_transforms(
         image_key: key of the image file name.
         with_boxes: convert ``region_boxes`` / ``lesion_boxes`` into arrays (still in original pixels).
         load_size: side length of the cached square image (e.g. 256 before a 224 random crop).
-        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        check_body_part: refuse a DICOM that names another body part than the chest.
         region_extractor: optional transform inserted right after loading that fills in
             ``region_boxes`` for items without them (e.g.
             ``gkmvlp_monai.anatomy.transforms.ExtractAnatomicalRegionsd``; it leaves items with boxes
             alone). ``None`` (default): items without boxes keep an all-absent ``region_mask``.
+        allow_non_chest: load such a DICOM flagged (``meta["in_scope"]`` False) instead of refusing it.
+        lateral: ``"accept"`` (default), ``"flag"`` or ``"refuse"`` lateral views (``LoadCXRImaged``).
 
     Returns:
         A list of dictionary transforms.
     """
-    steps: list[MapTransform] = [LoadCXRImaged(image_key, check_body_part=check_body_part)]
+    steps: list[MapTransform] = [
+        LoadCXRImaged(
+            image_key, check_body_part=check_body_part, allow_non_chest=allow_non_chest, lateral=lateral
+        )
+    ]
     if region_extractor is not None:
         steps.append(region_extractor)
     if with_boxes:
@@ -113,6 +121,8 @@ def cxr_transforms(
     load_size: int | None = None,
     check_body_part: bool = True,
     region_extractor: MapTransform | None = None,
+    allow_non_chest: bool = False,
+    lateral: str = "accept",
     **augment: float | tuple[float, float],
 ) -> Compose:
     """The full chest X-ray pipeline: deterministic steps, then (train) augmentations, then boxes.
@@ -124,9 +134,11 @@ def cxr_transforms(
         with_boxes: carry ``region_boxes`` (-> float32 ``[29, 4]`` + ``region_mask`` bool ``[29]``) and
             ``lesion_boxes`` (-> ``[N, 4]`` + ``lesion_mask``) into the output image's pixels.
         load_size: cached square size before the random crop (defaults to ``image_size``).
-        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        check_body_part: refuse a DICOM that names another body part than the chest.
         region_extractor: optional region-box extraction right after loading, for items without
             ``region_boxes`` (see :func:`cxr_deterministic_transforms`).
+        allow_non_chest: load such a DICOM flagged (``meta["in_scope"]`` False) instead of refusing it.
+        lateral: ``"accept"`` (default), ``"flag"`` or ``"refuse"`` lateral views (``LoadCXRImaged``).
         augment: keyword arguments of ``cxr_random_transforms`` (``crop_scale``, ``affine_prob``, ...).
 
     Returns:
@@ -136,7 +148,14 @@ def cxr_transforms(
         TypeError: unknown augmentation keyword.
     """
     steps = cxr_deterministic_transforms(
-        image_size, image_key, with_boxes, load_size, check_body_part, region_extractor
+        image_size,
+        image_key,
+        with_boxes,
+        load_size,
+        check_body_part,
+        region_extractor,
+        allow_non_chest=allow_non_chest,
+        lateral=lateral,
     )
     if train:
         steps += cxr_random_transforms(image_size, image_key, **augment)
@@ -157,6 +176,8 @@ def cxr_train_transforms(
     load_size: int | None = None,
     check_body_part: bool = True,
     region_extractor: MapTransform | None = None,
+    allow_non_chest: bool = False,
+    lateral: str = "accept",
     **augment: float | tuple[float, float],
 ) -> tuple[Compose, Compose]:
     """The train pipeline split in two for caching and per-sample seeding.
@@ -165,9 +186,11 @@ def cxr_train_transforms(
         image_size: output side length.
         image_key: image key.
         load_size: cached square size before the random crop (defaults to ``image_size``).
-        check_body_part: warn when a DICOM's BodyPartExamined is not the chest.
+        check_body_part: refuse a DICOM that names another body part than the chest.
         region_extractor: optional region-box extraction right after loading, for items without
             ``region_boxes`` (cached with the deterministic part; see :func:`cxr_deterministic_transforms`).
+        allow_non_chest: load such a DICOM flagged (``meta["in_scope"]`` False) instead of refusing it.
+        lateral: ``"accept"`` (default), ``"flag"`` or ``"refuse"`` lateral views (``LoadCXRImaged``).
         augment: keyword arguments of :func:`cxr_random_transforms`.
 
     Returns:
@@ -176,7 +199,14 @@ def cxr_train_transforms(
     """
     deterministic = Compose(
         cxr_deterministic_transforms(
-            image_size, image_key, True, load_size, check_body_part, region_extractor
+            image_size,
+            image_key,
+            True,
+            load_size,
+            check_body_part,
+            region_extractor,
+            allow_non_chest=allow_non_chest,
+            lateral=lateral,
         )
     )
     random = Compose(
