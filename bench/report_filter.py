@@ -1,17 +1,29 @@
-"""Score the report filter against the MeSH major tags of the 3,955 IU X-ray reports.
+"""Score the report filter against the MeSH major tags of the IU X-ray reports, per split.
+
+Held out: the rules were developed on the iu-synth **training and validation** splits only (3,164
+reports of ``configs/splits/iu_synth_patient_split_seed0.csv``; before 2026-12-03 on all 3,955, test split
+included). The **test** split (791 reports) is scored separately and was never read to write rules:
+``--show-errors`` prints errors of the rules split only.
 
 The unit is the MeSH finding term (the issue's unit). A term maps to a set of entities
 (``configs/vocab/mesh_map.json``: its ``entities`` plus any ``qualifier_entities`` override, e.g.
 ``Markings`` -> ``marking``, and ``Markings/bronchovascular`` -> ``crowd``). For the row of term T with
 entity set E(T):
 
-- gold: some MeSH major tag of the report maps to an entity of E(T) (so ``Granuloma``, ``Calcified
-  Granuloma`` and ``Granulomatous Disease`` all count for the ``granuloma`` entity, and ``Cardiac
-  Shadow/enlarged`` for ``cardiomegaly``): a report saying "no effusion" gets no tag;
+- gold: some MeSH major tag of the report, read by meaning (``MeshTag.meaning``: a compound term asserts
+  each part, so ``Calcified Granuloma`` is gold for ``granuloma`` *and* ``calcification``), maps to an
+  entity of E(T) (so ``Granuloma``, ``Calcified Granuloma`` and ``Granulomatous Disease`` all count for
+  the ``granuloma`` entity, and ``Cardiac Shadow/enlarged`` for ``cardiomegaly``): a report saying "no
+  effusion" gets no tag;
 - prediction: the filter's state of some entity of E(T) is ``present``. Uncertain counts as *not
   present* in the main score (MeSH major tags are assertions); ``F1 unc+`` counts it as present.
 
-Terms with several entities get one row (the score) plus one indented detail row per entity.
+The top terms are the most frequent over all 3,955 reports (tag counts only; the same ten as before
+the split). After them come the entity groups of
+``configs/vocab/finding_classes.json`` (``support_devices``: gold = a tag maps to a member, e.g.
+``Catheters, Indwelling``, ``Implanted Medical Device``, ``Surgical Instruments``, ``Spinal Fusion``;
+prediction = some member present) and the ``--extra`` terms (default ``Nodule``, ``Pneumonia``).
+Terms and groups with several entities get one row (the score) plus one indented detail row per entity.
 
 Location agreement is measured on true positives whose MeSH tags carry a location: ``side`` = same set
 of sides (right/left/midline) as the MeSH regions; ``region`` = the predicted and MeSH regions share a
@@ -20,25 +32,34 @@ effusion) the MeSH qualifiers only name a side (``Pleural Effusion/right``; the 
 the whole right lung), so their ``region`` column compares sides: the MeSH tag holds no finer location to
 compare with the costophrenic angles the filter grounds effusions to. Such rows are marked ``(side)``.
 
-Run: ``PYTHONPATH=. python bench/report_filter.py [--top 10] [--show-errors TERM_OR_ENTITY]``.
+Run: ``PYTHONPATH=. python bench/report_filter.py [--split both|rules|test|all] [--top 10]
+[--show-errors TERM_OR_ENTITY]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gkmvlp_monai.data.xrv_assets import iter_iu_report_xml
 from gkmvlp_monai.knowledge.iu_xml import IUReport, parse_iu_xml
 from gkmvlp_monai.knowledge.mesh import mesh_entities, mesh_map, parse_mesh_tag
 from gkmvlp_monai.knowledge.report_filter import ReportFilter
-from gkmvlp_monai.knowledge.vocab import entity, regions
+from gkmvlp_monai.knowledge.vocab import entity, entity_groups, regions
+from gkmvlp_monai.paths import configs_dir
 
 NON_FINDINGS = frozenset({"normal", "tail_abnorm_obs"})
+#: iu-synth splits the rules were developed on, and the held-out one
+RULES_SPLITS = ("training", "validation")
+TEST_SPLIT = "test"
+#: terms the issue names, scored after the top terms
+EXTRA_TERMS = ("Nodule", "Pneumonia")
 
 
 @dataclass
@@ -77,6 +98,30 @@ class Score:
 def load_reports() -> list[IUReport]:
     """The 3,955 IU reports (raises ``AssetUnavailableError`` without the torchxrayvision wheel)."""
     return [parse_iu_xml(x, n) for n, x in iter_iu_report_xml()]
+
+
+def load_split(path: str | Path | None = None) -> dict[str, str]:
+    """Report id -> iu-synth split (``training``/``validation``/``test``) of the shipped patient split."""
+    path = Path(path) if path else configs_dir() / "splits" / "iu_synth_patient_split_seed0.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["subject_id"]: row["split"] for row in csv.DictReader(f)}
+
+
+def split_reports(reports: list[IUReport], split_of: dict[str, str]) -> dict[str, list[IUReport]]:
+    """``{"rules": training + validation reports, "test": test reports}``; raises ``KeyError`` for a report
+    the split file does not know."""
+    out: dict[str, list[IUReport]] = {"rules": [], "test": []}
+    for r in reports:
+        if r.uid not in split_of:
+            raise KeyError(f"report {r.uid} is not in the split file")
+        split = split_of[r.uid]
+        if split == TEST_SPLIT:
+            out["test"].append(r)
+        elif split in RULES_SPLITS:
+            out["rules"].append(r)
+        else:
+            raise KeyError(f"report {r.uid}: unknown split {split!r}")
+    return out
 
 
 def report_text(report: IUReport) -> str:
@@ -168,24 +213,96 @@ def score_row(
 
 
 def score_terms(
-    reports: list[IUReport], preds: list[dict[str, dict[str, Any]]], top: int = 10
+    reports: list[IUReport],
+    preds: list[dict[str, dict[str, Any]]],
+    top: int = 10,
+    terms: list[tuple[str, tuple[str, ...]]] | None = None,
+    extra: Iterable[str] = (),
+    groups: bool = False,
 ) -> list[tuple[Score, list[Score]]]:
-    """Per top MeSH term: the term's score and, when it maps to several entities, one score per entity."""
-    golds = [mesh_entities(r.mesh_major) for r in reports]
+    """Per MeSH term: the term's score and, when it maps to several entities, one score per entity.
+
+    Args:
+        reports, preds: the reports and the filter's annotation of each.
+        top: number of most frequent terms of ``reports`` scored when ``terms`` is not given.
+        terms: ``(term, entities)`` rows to score (e.g. ranked on another split), instead of ``top``.
+        extra: further terms scored after them (skipped when no report here has them).
+        groups: also score every entity group of ``finding_classes.json`` (after the terms).
+
+    Gold is read by meaning (:func:`mesh_entities` with ``by_meaning=True``).
+    """
+    golds = [mesh_entities(r.mesh_major, by_meaning=True) for r in reports]
+    rows = list(terms) if terms is not None else [(t, names) for t, names, _ in top_terms(reports, top)]
+    sets = term_entity_sets(reports)
+    rows += [(t, sets[t]) for t in extra if sets.get(t) and t not in {x for x, _ in rows}]
+    if groups:
+        rows += [(f"[group] {g.name}", g.entities) for g in entity_groups().values()]
     out = []
-    for term, names, _ in top_terms(reports, top):
+    for term, names in rows:
         row = score_row(term, names, reports, preds, golds)
         detail = [score_row(n, (n,), reports, preds, golds) for n in names] if len(names) > 1 else []
+        if term.startswith("[group]"):
+            # a member against the group's gold (the indexers code a device by any device term): P = share
+            # of its reports that carry a device tag, R = share of the device-tagged reports it finds
+            group_golds = [dict.fromkeys(names, []) if any(n in g for n in names) else {} for g in golds]
+            detail = [score_row(n, (n,), reports, preds, group_golds) for n in names]
+            detail = [d for d in detail if d.tp or d.fp]
         out.append((row, detail))
     return out
 
 
 def _line(s: Score, n_tag: int | str, indent: str = "") -> str:
     reg = f"{s.region:.3f}" + ("(side)" if s.side_level else "")
+    ents = " | ".join(s.entities)
+    ents = ents if len(ents) <= 18 else f"{len(s.entities)} entities"
     return (
-        f"{indent + s.label:28s} {' | '.join(s.entities):18s} {n_tag!s:>5s} {s.gold:5d} {s.precision:6.3f} "
+        f"{indent + s.label:28s} {ents:18s} {n_tag!s:>5s} {s.gold:5d} {s.precision:6.3f} "
         f"{s.recall:6.3f} {s.f1:6.3f} {s.f1_unc:7.3f} {s.side:6.3f} {reg:>12s} {s.n_loc:5d}"
     )
+
+
+def print_table(
+    title: str,
+    reports: list[IUReport],
+    preds: list[dict[str, dict[str, Any]]],
+    terms: list[tuple[str, tuple[str, ...]]],
+    extra: Iterable[str],
+    show_errors: str = "",
+    target: float = 0.90,
+) -> list[tuple[Score, list[Score]]]:
+    """Print one split's table (top terms, extra terms, entity groups) and its summary lines."""
+    rows = score_terms(reports, preds, terms=terms, extra=extra, groups=True)
+    n_tag: Counter[str] = Counter()
+    for r in reports:
+        n_tag.update({t.split("/")[0] for t in r.mesh_major})
+    header = (
+        f"{'MeSH term':28s} {'entities':18s} {'n_tag':>5s} {'gold':>5s} {'P':>6s} {'R':>6s} {'F1':>6s} "
+        f"{'F1 unc+':>7s} {'side':>6s} {'region':>12s} {'n_loc':>5s}"
+    )
+    print(f"\n{title}: {len(reports)} reports")
+    print(header)
+    print("-" * len(header))
+    for k, (row, detail) in enumerate(rows):
+        if k == len(terms):
+            print("  -- after the top terms: issue-named terms and entity groups")
+        print(_line(row, n_tag.get(row.label, "")))
+        for d in detail:
+            print(_line(d, "", indent="  . "))
+        for s in [row, *detail]:
+            if show_errors and show_errors in (s.label, *s.entities) and (s is row or not detail):
+                for e in s.errors[:40]:
+                    print("   ", e)
+    top = [row for row, _ in rows[: len(terms)]]
+    f1s = [row.f1 for row in top]
+    groups = [row for row, _ in rows if row.label.startswith("[group]")]
+    print(f"min F1 over the top {len(top)} terms: {min(f1s):.3f}; mean {sum(f1s) / len(f1s):.3f}")
+    scored = top + groups
+    below = [f"{r.label} {r.f1:.3f}" for r in scored if r.f1 < target]
+    print(
+        f"target F1 >= {target:.2f} on each top term and group: "
+        + (f"met on all {len(scored)}" if not below else f"not met for {', '.join(below)}")
+    )
+    return rows
 
 
 def main() -> None:
@@ -193,50 +310,69 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--top", type=int, default=10, help="number of most frequent mapped MeSH finding terms")
     ap.add_argument(
-        "--show-errors", default="", help="print false positives/negatives of this term or entity"
+        "--split",
+        choices=("both", "rules", "test", "all"),
+        default="both",
+        help="rules = training+validation (the rules were developed on these), test = held out, all = 3,955",
+    )
+    ap.add_argument("--extra", nargs="*", default=list(EXTRA_TERMS), help="terms scored after the top ones")
+    ap.add_argument(
+        "--show-errors",
+        default="",
+        help="print false positives/negatives of this term or entity (rules split only: test stays unread)",
     )
     args = ap.parse_args()
 
     reports = load_reports()
+    parts = split_reports(reports, load_split())
     rf = ReportFilter()
     t0 = time.perf_counter()
-    preds = [rf.annotate(report_text(r)) for r in reports]
+    preds = {r.uid: rf.annotate(report_text(r)) for r in reports}
     elapsed = time.perf_counter() - t0
     ranked = top_terms(reports, args.top)
-    n_tag = {t: n for t, _, n in ranked}
-    rows = score_terms(reports, preds, args.top)
+    terms = [(t, names) for t, names, _ in ranked]
 
     print(
         f"IU reports: {len(reports)}; filter time {elapsed:.1f} s ({1000 * elapsed / len(reports):.1f} ms/report)"
     )
     print(
-        f"\nMeSH term -> entity mapping of the top {len(ranked)} finding terms (configs/vocab/mesh_map.json):"
+        f"rules developed on the iu-synth training+validation splits ({len(parts['rules'])} reports); "
+        f"test split ({len(parts['test'])} reports) held out: scored, never read to write rules"
     )
-    terms = mesh_map()["terms"]
+    print(
+        f"\nMeSH term -> entity mapping of the top {len(ranked)} finding terms of the IU reports "
+        "(configs/vocab/mesh_map.json; gold read by meaning: compound terms assert each part):"
+    )
+    mesh_terms = mesh_map()["terms"]
     for term, names, _ in ranked:
-        overrides = terms[term].get("qualifier_entities", {})
-        extra = "; ".join(f"{term}/{q} -> {', '.join(e)}" for q, e in overrides.items())
-        print(f"  {term:26s} -> {' | '.join(names)}" + (f"   ({extra})" if extra else ""))
+        overrides = mesh_terms[term].get("qualifier_entities", {})
+        notes = [f"{term}/{q} -> {', '.join(e)}" for q, e in overrides.items()]
+        meaning = sorted(set(parse_mesh_tag(term).meaning) - set(names))
+        notes += [f"by meaning also {', '.join(meaning)}"] if meaning else []
+        print(f"  {term:26s} -> {' | '.join(names)}" + (f"   ({'; '.join(notes)})" if notes else ""))
+    for g in entity_groups().values():
+        print(f"  [group] {g.name:18s} -> {' | '.join(g.entities)}  (CheXpert {g.label!r})")
+        print("    (its detail rows score each member against the group's gold: any device tag)")
     print(
         "  (a row is gold when some MeSH tag of the report maps to one of its entities; predicted when one is present)"
     )
-    header = (
-        f"\n{'MeSH term':28s} {'entities':18s} {'n_tag':>5s} {'gold':>5s} {'P':>6s} {'R':>6s} {'F1':>6s} "
-        f"{'F1 unc+':>7s} {'side':>6s} {'region':>12s} {'n_loc':>5s}"
-    )
-    print(header)
-    print("-" * len(header))
-    for row, detail in rows:
-        print(_line(row, n_tag[row.label]))
-        for d in detail:
-            print(_line(d, "", indent="  . "))
-        for s in [row, *detail]:
-            if args.show_errors and args.show_errors in (s.label, *s.entities) and (s is row or not detail):
-                for e in s.errors[:40]:
-                    print("   ", e)
-    f1s = [row.f1 for row, _ in rows]
-    print(f"\nmin F1 over the top {len(rows)} terms: {min(f1s):.3f}; mean {sum(f1s) / len(f1s):.3f}")
-    print("uncertain policy: uncertain = not present in P/R/F1; 'F1 unc+' counts uncertain as present")
+    chosen = {"both": ("rules", "test"), "rules": ("rules",), "test": ("test",), "all": ("all",)}[args.split]
+    titles = {
+        "rules": "RULES split (iu-synth training+validation; the rules were developed on these)",
+        "test": "HELD-OUT TEST split (iu-synth test; never read to write rules)",
+        "all": "ALL IU reports (rules and test splits together)",
+    }
+    for name in chosen:
+        subset = reports if name == "all" else parts[name]
+        print_table(
+            titles[name],
+            subset,
+            [preds[r.uid] for r in subset],
+            terms,
+            args.extra,
+            show_errors=args.show_errors if name == "rules" else "",
+        )
+    print("\nuncertain policy: uncertain = not present in P/R/F1; 'F1 unc+' counts uncertain as present")
     print("region '(side)': pleural entities compared at the side level (MeSH names only the side)")
 
 

@@ -122,10 +122,10 @@ def test_annotate_datalist(rf: ReportFilter, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("text", "calcification", "host"),
     [
-        # "calcified ... granuloma": the calcification describes the granuloma (IU: Calcified Granuloma only)
-        ("Calcified right hilar granulomas.", None, "granuloma"),
-        ("Calcified stable right midlung granulomas.", None, "granuloma"),
-        ("Granulomatous calcifications are present.", None, "granuloma"),
+        # "calcified ... granuloma" is a compound finding: it states the granuloma *and* its calcification
+        ("Calcified right hilar granulomas.", "present", "granuloma"),
+        ("Calcified stable right midlung granulomas.", "present", "granuloma"),
+        ("Granulomatous calcifications are present.", "present", "granuloma"),
         # calcification as its own noun, explained by a granulomatous process (IU: Calcinosis)
         ("Right hilar calcifications suggest a previous granulomatous process.", "present", None),
         ("Calcified lymph nodes and granuloma are noted.", "present", "granuloma"),

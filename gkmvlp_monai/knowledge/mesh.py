@@ -4,6 +4,12 @@ A tag such as ``"Opacity/lung/base/right"`` is a finding term followed by qualif
 entities the term asserts present, and each qualifier is a location word (resolved through
 ``locations.json``), a severity, a descriptor, an anatomy word outside the 29 regions, or (on an
 anatomical term such as ``Lung`` or ``Aorta``) a finding (``Lung/hypoinflation`` → ``low``).
+
+``entities`` are what the indexer coded (iu-synth draws them); ``meaning`` reads the term as a radiologist
+means it with the compound table of ``configs/vocab/finding_classes.json`` (``Calcified Granuloma`` →
+granuloma *and* calcification), and ``groups`` names the entity groups it belongs to (the device terms
+``Catheters, Indwelling``, ``Implanted Medical Device``, ``Surgical Instruments``, ``Tube, Inserted``,
+``Stents``, ``Spinal Fusion`` … → ``support_devices``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from gkmvlp_monai.knowledge.vocab import load_vocab_file, location_regions
+from gkmvlp_monai.knowledge.vocab import (
+    compound_phrases,
+    entity_groups,
+    load_vocab_file,
+    location_regions,
+    tokenize,
+)
 
 
 class UnknownMeshTermError(KeyError):
@@ -30,6 +42,8 @@ class MeshTag:
         qualifiers: ``{role: [words]}`` for the parts after the term (roles: location, severity,
             descriptor, anatomy, finding).
         kind: ``finding``, ``structure`` or ``none``.
+        meaning: ``entities`` plus the parts of a compound term (``Calcified Granuloma`` → granuloma,
+            calcification); what the tag asserts read by meaning.
     """
 
     term: str
@@ -37,6 +51,12 @@ class MeshTag:
     regions: tuple[str, ...]
     qualifiers: dict[str, list[str]]
     kind: str
+    meaning: tuple[str, ...] = ()
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Entity groups (``finding_classes.json``) holding an entity of ``meaning``."""
+        return tuple(g.name for g in entity_groups().values() if set(g.entities) & set(self.meaning))
 
 
 @lru_cache(maxsize=1)
@@ -109,15 +129,31 @@ def parse_mesh_tag(tag: str, strict: bool = False) -> MeshTag:
                 if name not in entities:
                     entities.append(name)
     regions = tuple(location_regions(location_words)) if location_words else ()
-    return MeshTag(term=term, entities=tuple(entities), regions=regions, qualifiers=qualifiers, kind=kind)
+    meaning = list(entities)
+    if kind == "finding":
+        meaning.extend(compound_phrases().get(tuple(tokenize(term)), ()))
+    return MeshTag(
+        term=term,
+        entities=tuple(entities),
+        regions=regions,
+        qualifiers=qualifiers,
+        kind=kind,
+        meaning=tuple(dict.fromkeys(meaning)),
+    )
 
 
-def mesh_entities(tags: list[str]) -> dict[str, list[str]]:
-    """Entities asserted present by a report's MeSH major tags, with the union of their tag regions."""
+def mesh_entities(tags: list[str], by_meaning: bool = False) -> dict[str, list[str]]:
+    """Entities asserted present by a report's MeSH major tags, with the union of their tag regions.
+
+    Args:
+        tags: the report's MeSH major tags.
+        by_meaning: read each tag by meaning (:attr:`MeshTag.meaning`: compound terms assert every
+            part) instead of the coded ``entities``.
+    """
     out: dict[str, list[str]] = {}
     for tag in tags:
         parsed = parse_mesh_tag(tag)
-        for name in parsed.entities:
+        for name in parsed.meaning if by_meaning else parsed.entities:
             regs = out.setdefault(name, [])
             regs.extend(r for r in parsed.regions if r not in regs)
     return out

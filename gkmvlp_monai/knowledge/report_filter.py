@@ -19,6 +19,8 @@ from typing import Any
 from gkmvlp_monai.knowledge.context import ConTextClassifier, Span, sentence_tokens, split_sentences
 from gkmvlp_monai.knowledge.vocab import (
     LocationMatch,
+    anatomical_phrases,
+    compound_phrases,
     context_vocab,
     entities,
     entity,
@@ -68,7 +70,9 @@ class ReportFilter:
     ) -> None:
         self.context = ConTextClassifier(max_scope=max_scope)
         self.phrases = entity_phrases()
-        self.max_len = max(len(k) for k in self.phrases)
+        self.compounds = compound_phrases()
+        self.anatomical = anatomical_phrases()
+        self.max_len = max(len(k) for k in [*self.phrases, *self.anatomical])
         self.location_window = location_window
         self.alternatives_uncertain = alternatives_uncertain
         self.rules = {e.name: e.rules for e in entities() if e.rules}
@@ -77,15 +81,28 @@ class ReportFilter:
 
     # -- matching -------------------------------------------------------------------------------------
     def _find_entities(self, tokens: list[str]) -> list[_Mention]:
+        """Longest entity phrase first, left to right. A compound phrase ("calcified granuloma") gives one
+        mention per part on the same tokens; an anatomical use of a device word ("septal lines", "tip of
+        the scapula") longer than any entity phrase at that token gives none."""
         out: list[_Mention] = []
         i = 0
         while i < len(tokens):
+            found = blocked = 0
             for n in range(min(self.max_len, len(tokens) - i), 0, -1):
-                name = self.phrases.get(tuple(tokens[i : i + n]))
+                key = tuple(tokens[i : i + n])
+                if not blocked and key in self.anatomical:
+                    blocked = n
+                name = self.phrases.get(key)
                 if name:
-                    out.append(_Mention(i, i + n, name))
-                    i += n
+                    found = n
                     break
+            if blocked > found:
+                i += blocked
+            elif found:
+                key = tuple(tokens[i : i + found])
+                for name in self.compounds.get(key, (self.phrases[key],)):
+                    out.append(_Mention(i, i + found, name))
+                i += found
             else:
                 i += 1
         return out
@@ -203,7 +220,8 @@ class ReportFilter:
 
     def _ground(self, tokens: list[str], mentions: list[_Mention]) -> None:
         live = [m for m in mentions if m.state != "absent" and m.end > m.start]
-        assigned: dict[int, list[list[LocationMatch]]] = {}
+        # keyed by the mention's tokens: the parts of a compound share its locations
+        assigned: dict[tuple[int, int], list[list[LocationMatch]]] = {}
         for group in self._location_groups(tokens):
             g0, g1 = group[0].start, group[-1].end
             best, best_d = None, self.location_window + 1
@@ -219,12 +237,12 @@ class ReportFilter:
                 if d < best_d or (d == best_d and best is not None and g1 <= m.start):
                     best, best_d = k, d
             if best is not None:
-                assigned.setdefault(best, []).append(group)
+                assigned.setdefault((live[best].start, live[best].end), []).append(group)
         lex = location_lexicon()
-        for k, m in enumerate(live):
+        for m in live:
             default = list(entity(m.name).default_regions)
             regs: list[str] = []
-            for group in assigned.get(k, []):
+            for group in assigned.get((m.start, m.end), []):
                 if all(x.kind == "side" for x in group):
                     sides = {s for x in group for s in lex.sides[x.key]}
                     sided = [r for r in default if any(r.startswith(s) for s in sides)]

@@ -368,6 +368,101 @@ def label_entities(label_set_name: str) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Classes of finding language (configs/vocab/finding_classes.json)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityGroup:
+    """Entities that one clinical finding spans (``support_devices``: catheter, line, tube, PICC, ...).
+
+    Attributes:
+        name: group name (``"support_devices"``).
+        entities: member entity names, in canonical entity order.
+        label: the CheXpert-14 label the group is (every member, and no other entity, maps to it).
+        description: what the group holds.
+    """
+
+    name: str
+    entities: tuple[str, ...]
+    label: str
+    description: str
+
+
+@lru_cache(maxsize=1)
+def entity_groups() -> dict[str, EntityGroup]:
+    """The entity groups of ``finding_classes.json``; raises ``ValueError`` for an unknown member entity
+    or when the members differ from the entities that map to the group's CheXpert label."""
+    doc = load_vocab_file("finding_classes.json")
+    order = {n: i for i, n in enumerate(entity_names())}
+    out: dict[str, EntityGroup] = {}
+    for name, item in doc["groups"].items():
+        unknown = sorted(set(item["entities"]) - set(order))
+        if unknown:
+            raise ValueError(f"finding_classes.json: group {name}: unknown entities {unknown}")
+        members = tuple(sorted(set(item["entities"]), key=order.__getitem__))
+        label = item["label"]
+        mapped = set(label_entities("chexpert14").get(label, []))
+        if label not in label_set("chexpert14") or mapped != set(members):
+            raise ValueError(
+                f"finding_classes.json: group {name}: members must be exactly the entities with CheXpert "
+                f"label {label!r} in entities.json (missing {sorted(mapped - set(members))}, "
+                f"extra {sorted(set(members) - mapped)})"
+            )
+        out[name] = EntityGroup(name, members, label, item["description"])
+    return out
+
+
+def entity_group(name: str) -> EntityGroup:
+    """The :class:`EntityGroup` called ``name``; raises ``KeyError`` naming the unknown group."""
+    groups = entity_groups()
+    if name not in groups:
+        raise KeyError(f"unknown entity group {name!r}; known: {sorted(groups)} (finding_classes.json)")
+    return groups[name]
+
+
+def group_of(entity_name: str) -> str | None:
+    """Name of the group holding ``entity_name`` (``None`` when it is in none)."""
+    return next((g.name for g in entity_groups().values() if entity_name in g.entities), None)
+
+
+@lru_cache(maxsize=1)
+def compound_phrases() -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Token tuple of a compound finding phrase → every entity it asserts (``calcified granuloma`` →
+    granuloma, calcification). The first part is the entity the phrase names in ``entities.json``."""
+    doc = load_vocab_file("finding_classes.json")
+    names = set(entity_names())
+    phrases = entity_phrases()
+    out: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for phrase, parts in doc["compounds"].items():
+        key = tuple(tokenize(phrase))
+        if not parts or set(parts) - names:
+            raise ValueError(f"finding_classes.json: compound {phrase!r}: unknown parts {parts}")
+        if phrases.get(key) != parts[0]:
+            raise ValueError(
+                f"finding_classes.json: compound {phrase!r} must be a phrase of its first part {parts[0]!r}"
+            )
+        out[key] = tuple(dict.fromkeys(parts))
+    return out
+
+
+@lru_cache(maxsize=1)
+def anatomical_phrases() -> dict[tuple[str, ...], str]:
+    """Token tuple of an anatomical use of a device word (``septal lines``, ``tip of the scapula``) → its
+    class. The report filter reads such a phrase as no entity unless a longer entity phrase covers it."""
+    doc = load_vocab_file("finding_classes.json")
+    out: dict[tuple[str, ...], str] = {}
+    for item in doc["anatomical_uses"]:
+        for head in item["heads"]:
+            h = tuple(tokenize(head))
+            for word in item.get("before", []):
+                out[tuple(tokenize(word)) + h] = item["class"]
+            for word in item.get("after", []):
+                out[h + tuple(tokenize(word))] = item["class"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Assertion words (configs/vocab/context.json)
 # ---------------------------------------------------------------------------------------------------------
 

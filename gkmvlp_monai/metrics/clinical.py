@@ -10,6 +10,11 @@ positive only in the reference.
   the generator invents counts as false positives even if no reference has it);
 - **macro** P/R/F1: mean over the entities positive in at least one reference of the per-entity
   P, R and F1 (a ratio with a zero denominator is 0, e.g. precision of an entity never generated).
+
+With ``groups=True`` (the default) the members of an entity group of
+``configs/vocab/finding_classes.json`` count as the group: a generated "pacemaker" matches a reference
+"pacer leads" (both ``support_devices``, the CheXpert *Support Devices* label) instead of scoring one
+false positive and one false negative.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gkmvlp_monai.knowledge.vocab import entities
+from gkmvlp_monai.knowledge.vocab import entities, entity_groups
 from gkmvlp_monai.metrics.accumulate import TextPairAccumulator
 
 ENTITY_KINDS = ("normal", "abnormal", "catch-all")
@@ -31,10 +36,20 @@ def _f1(p: float, r: float) -> float:
     return _ratio(2 * p * r, p + r)
 
 
-def positive_entities(report_filter: Any, text: str, keep: set[str] | None = None) -> set[str]:
-    """Entities the report filter finds ``present`` in ``text`` (restricted to ``keep`` when given)."""
+def positive_entities(
+    report_filter: Any, text: str, keep: set[str] | None = None, groups: bool = False
+) -> set[str]:
+    """Entities the report filter finds ``present`` in ``text`` (restricted to ``keep`` when given).
+
+    With ``groups`` each member of an entity group is replaced by the group's name (``support_devices``).
+    """
     found = {name for name, v in report_filter.annotate(str(text or "")).items() if v["state"] == "present"}
-    return found if keep is None else found & keep
+    found = found if keep is None else found & keep
+    if groups:
+        for g in entity_groups().values():
+            if found & set(g.entities):
+                found = (found - set(g.entities)) | {g.name}
+    return found
 
 
 def entity_prf(reference_sets: Sequence[set[str]], hypothesis_sets: Sequence[set[str]]) -> dict[str, float]:
@@ -97,6 +112,7 @@ def clinical_efficacy(
     hypotheses: Sequence[str],
     report_filter: Any = None,
     kinds: Sequence[str] = ENTITY_KINDS,
+    groups: bool = True,
 ) -> dict[str, float]:
     """Entity-level clinical efficacy of generated reports (see the module docstring).
 
@@ -105,6 +121,7 @@ def clinical_efficacy(
         hypotheses: generated reports, same order.
         report_filter: a ``ReportFilter`` (default: a new one with default settings).
         kinds: entity kinds scored (``normal``, ``abnormal``, ``catch-all``; default all).
+        groups: score the members of an entity group as the group (``support_devices``).
 
     Returns:
         see :func:`entity_prf`.
@@ -114,8 +131,8 @@ def clinical_efficacy(
 
         report_filter = ReportFilter()
     keep = _kept_entities(kinds)
-    refs = [positive_entities(report_filter, r, keep) for r in references]
-    hyps = [positive_entities(report_filter, h, keep) for h in hypotheses]
+    refs = [positive_entities(report_filter, r, keep, groups) for r in references]
+    hyps = [positive_entities(report_filter, h, keep, groups) for h in hypotheses]
     return entity_prf(refs, hyps)
 
 
@@ -127,6 +144,7 @@ class ClinicalEfficacy(TextPairAccumulator):
 
     Args:
         kinds: entity kinds scored.
+        groups: score the members of an entity group as the group (``support_devices``).
         prefix: prefix of the published keys.
         output_transform: see above.
         device: ignite device.
@@ -135,6 +153,7 @@ class ClinicalEfficacy(TextPairAccumulator):
     def __init__(
         self,
         kinds: Sequence[str] = ENTITY_KINDS,
+        groups: bool = True,
         prefix: str = "",
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str = "cpu",
@@ -142,6 +161,7 @@ class ClinicalEfficacy(TextPairAccumulator):
         from gkmvlp_monai.knowledge.report_filter import ReportFilter
 
         self.kinds = tuple(kinds)
+        self.groups = groups
         self.keep = _kept_entities(self.kinds)
         self.prefix = prefix
         self.report_filter = ReportFilter()
@@ -149,8 +169,8 @@ class ClinicalEfficacy(TextPairAccumulator):
 
     def compute(self) -> float:
         hyp, ref = self.collected()
-        refs = [positive_entities(self.report_filter, r, self.keep) for r in ref]
-        hyps = [positive_entities(self.report_filter, h, self.keep) for h in hyp]
+        refs = [positive_entities(self.report_filter, r, self.keep, self.groups) for r in ref]
+        hyps = [positive_entities(self.report_filter, h, self.keep, self.groups) for h in hyp]
         self.scores = entity_prf(refs, hyps)
         return self.scores["ce_micro_f1"]
 
