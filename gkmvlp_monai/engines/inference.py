@@ -1,4 +1,15 @@
-"""Inference for the pre-trained GK-MVLP network: embeddings, entity scores and attention maps per image."""
+"""Inference for the pre-trained GK-MVLP network: embeddings, entity scores and attention maps per image.
+
+Every prediction record (``predictions.json``, and the classification bundle's files) carries the input's
+scope and its distance from the training data:
+
+- ``view`` (PA, AP, LL, LATERAL, ...; ``""`` unknown), ``body_part`` (``""`` not recorded), ``in_scope``
+  (False for a lateral of a frontal-only model, or another body part loaded with ``allow_non_chest``)
+  and ``scope_reason`` (:func:`scope_records`, from the loader's metadata);
+- ``training_domain``, ``ood_score``, ``ood_percentile`` and ``ood``
+  (:class:`gkmvlp_monai.engines.ood.OODScorer`; ``ood: null`` with ``ood_reason`` when the checkpoint
+  has no statistics).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +22,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
+from gkmvlp_monai.engines.ood import OODScorer
 from gkmvlp_monai.knowledge.vocab import default_region_boxes
 
 IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg", ".nii", ".nii.gz")
@@ -29,6 +41,39 @@ def items_from_folder(folder: str) -> list[dict[str, str]]:
     if not files:
         raise FileNotFoundError(f"no image file ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     return [{"image": str(p)} for p in files]
+
+
+def _meta_value(meta: dict[str, Any], key: str, i: int, default: Any) -> Any:
+    value = meta.get(key, None)
+    if value is None:
+        return default
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return value[i] if i < len(value) else default
+    return value
+
+
+def scope_records(image: Any, n: int) -> list[dict[str, Any]]:
+    """``view``, ``body_part``, ``in_scope`` and ``scope_reason`` of each image of a collated batch.
+
+    Args:
+        image: the batch's image MetaTensor (its ``meta`` as written by ``LoadCXRImage``).
+        n: number of images.
+
+    Returns:
+        One dict per image (an image without the fields is in scope, view and body part unknown).
+    """
+    meta = getattr(image, "meta", {}) or {}
+    return [
+        {
+            "view": str(_meta_value(meta, "view_position", i, "")),
+            "body_part": str(_meta_value(meta, "body_part", i, "")),
+            "in_scope": bool(_meta_value(meta, "in_scope", i, True)),
+            "scope_reason": str(_meta_value(meta, "scope_reason", i, "")),
+        }
+        for i in range(n)
+    ]
 
 
 def _model(network: torch.nn.Module) -> torch.nn.Module:
@@ -79,20 +124,31 @@ class PretrainInferer(Inferer):
 class PretrainOutputWriter:
     """Write inference outputs: one ``<image stem>.npz`` per image and a ``predictions.json`` summary.
 
+    Each image's record holds ``image``, ``outputs``, ``default_regions``, ``top_entities``, the scope
+    fields of :func:`scope_records` and the OOD fields of :class:`~gkmvlp_monai.engines.ood.OODScorer`;
+    the summary adds ``skipped_samples`` and the training domain, views and OOD threshold.
+
     Args:
         output_dir: folder for the files.
         entity_names: names in entity order.
         top_k: entities listed per image in the summary (by present probability).
         save_attention: include the attention maps in the ``.npz`` files.
+        ood_stats: the checkpoint's ``ood_stats.npz`` (None or missing: ``ood`` null with the reason).
     """
 
     def __init__(
-        self, output_dir: str, entity_names: list[str], top_k: int = 5, save_attention: bool = True
+        self,
+        output_dir: str,
+        entity_names: list[str],
+        top_k: int = 5,
+        save_attention: bool = True,
+        ood_stats: str | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         self.entity_names = list(entity_names)
         self.top_k = top_k
         self.save_attention = save_attention
+        self.ood = OODScorer(ood_stats, embedding="encode_image")
         self.rows: list[dict[str, Any]] = []
 
     def attach(self, engine: Engine) -> None:
@@ -114,6 +170,8 @@ class PretrainOutputWriter:
             image = image.get("image")
         names = list(getattr(image, "meta", {}).get("filename_or_obj", [])) if image is not None else []
         probs = pred["entity_probs"].detach().float().cpu().numpy()
+        scope = scope_records(image, probs.shape[0])
+        ood = self.ood.records(pred["image_embed"])
         for i in range(probs.shape[0]):
             source = str(names[i]) if i < len(names) else f"item_{len(self.rows):06d}"
             stem = Path(source).name.split(".")[0] or f"item_{len(self.rows):06d}"
@@ -136,10 +194,19 @@ class PretrainOutputWriter:
                     "top_entities": [
                         {"entity": self.entity_names[e], "present": round(float(present[e]), 4)} for e in top
                     ],
+                    **scope[i],
+                    **ood[i],
                 }
             )
 
     def _finish(self, engine: Engine) -> None:
         skipped = engine.state.metrics.get("skipped_samples", 0)
-        summary = {"entities": self.entity_names, "images": self.rows, "skipped_samples": skipped}
+        summary = {
+            "entities": self.entity_names,
+            **self.ood.summary(),
+            "images": self.rows,
+            "skipped_samples": skipped,
+            "out_of_scope": sum(not r["in_scope"] for r in self.rows),
+            "ood_images": sum(r["ood"] is True for r in self.rows),
+        }
         (self.output_dir / "predictions.json").write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,145 @@
+"""Inputs kept in scope, on real DICOM files from the project's writer: a radiograph of another body part
+is refused and counted (or flagged with ``allow_non_chest``), laterals of a frontal-only model are
+flagged, and every prediction record carries view, training domain and OOD score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bundle_helpers import bundle_cmd, overrides
+
+from gkmvlp_monai.data.dataset import collate_skip_bad, make_dataset
+from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
+from gkmvlp_monai.transforms import cxr_transforms
+
+SIZE = 64
+
+
+def _picture(seed: int) -> np.ndarray:
+    gen = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:80, :72]
+    lungs = np.exp(-(((xx - 22) / 10.0) ** 2 + ((yy - 40) / 22.0) ** 2))
+    lungs += np.exp(-(((xx - 50) / 10.0) ** 2 + ((yy - 40) / 22.0) ** 2))
+    pic = 3000 - 2000 * lungs + gen.normal(0, 60, lungs.shape)
+    return np.clip(pic, 0, 4095).astype(np.uint16)
+
+
+def _write_inputs(folder: Path) -> dict[str, Path]:
+    return {
+        "chest": write_cxr_dicom(folder / "chest_pa.dcm", _picture(0), modality="CR", view_position="PA"),
+        "lateral": write_cxr_dicom(folder / "chest_ll.dcm", _picture(1), modality="CR", view_position="LL"),
+        "hand": write_cxr_dicom(
+            folder / "hand.dcm", _picture(2), modality="CR", body_part="EXTREMITY", view_position="PA"
+        ),
+        "ct": write_cxr_dicom(folder / "ct.dcm", _picture(3), modality="CT"),
+    }
+
+
+def test_non_chest_is_skipped_and_counted_like_other_modalities(tmp_path):
+    files = _write_inputs(tmp_path)
+    ds = make_dataset([{"image": str(p)} for p in files.values()], cxr_transforms(SIZE, with_boxes=False))
+    batch = collate_skip_bad([ds[i] for i in range(len(ds))])
+    assert batch["skipped_samples"] == 2
+    assert sorted(Path(f).name for f in batch["skipped_files"]) == ["ct.dcm", "hand.dcm"]
+    flagged = make_dataset(
+        [{"image": str(files["hand"])}], cxr_transforms(SIZE, with_boxes=False, allow_non_chest=True)
+    )
+    meta = flagged[0]["image"].meta
+    assert meta["in_scope"] is False and "'EXTREMITY'" in meta["scope_reason"]
+
+
+def _tiny_checkpoint(tmp_path: Path, files: dict[str, Path], with_stats: bool = True) -> Path:
+    from monai.transforms import Compose, SelectItemsd
+
+    from gkmvlp_monai.engines.ood import OODStatsHandler
+    from gkmvlp_monai.knowledge import vocab
+    from gkmvlp_monai.networks import build_gkmvlp
+
+    torch.manual_seed(0)
+    net = build_gkmvlp("tiny", [e.description for e in vocab.entities()], image_size=SIZE)
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.save(net.state_dict(), models / "model.pt")
+    if with_stats:
+        train = [
+            {"image": str(write_cxr_dicom(tmp_path / "train" / f"t{i}.dcm", _picture(10 + i))), "view": "PA"}
+            for i in range(8)
+        ]
+        held = [
+            {"image": str(write_cxr_dicom(tmp_path / "held" / f"h{i}.dcm", _picture(30 + i)))}
+            for i in range(4)
+        ]
+        datalist = tmp_path / "datalist.json"
+        datalist.write_text(json.dumps({"name": "tiny-phantoms", "description": "two-blob phantoms"}))
+        transform = Compose([cxr_transforms(SIZE, with_boxes=False), SelectItemsd(keys=["image"])])
+        handler = OODStatsHandler(
+            net,
+            train,
+            held,
+            transform,
+            str(models / "ood_stats.npz"),
+            str(datalist),
+            str(models / "model.pt"),
+        )
+        assert handler() is not None
+    return models
+
+
+def _infer(tmp_path: Path, models: Path, image_dir: Path, out: str, **kw: object) -> dict:
+    bundle_cmd(
+        "gkmvlp_pretrain",
+        [
+            "run",
+            "--config_file",
+            "configs/inference.json",
+            *overrides(
+                model_size="tiny",
+                image_size=SIZE,
+                num_workers=0,
+                batch_size=4,
+                image_dir=str(image_dir),
+                ckpt_dir=str(models),
+                output_dir=str(tmp_path / out),
+                **kw,
+            ),
+        ],
+    )
+    return json.loads((tmp_path / out / "predictions.json").read_text())
+
+
+@pytest.mark.slow
+def test_pretrain_inference_records_scope_view_domain_and_ood(tmp_path):
+    images = tmp_path / "images"
+    files = _write_inputs(images)
+    models = _tiny_checkpoint(tmp_path, files)
+
+    pred = _infer(tmp_path, models, images, "default")
+    assert pred["skipped_samples"] == 2  # the CR EXTREMITY image and the CT, refused and counted
+    rows = {Path(r["image"]).name: r for r in pred["images"]}
+    assert set(rows) == {"chest_pa.dcm", "chest_ll.dcm"}
+    for r in rows.values():
+        assert {"view", "in_scope", "training_domain", "ood_score", "ood_percentile", "ood"} <= set(r)
+        assert r["training_domain"] == "tiny-phantoms" and isinstance(r["ood"], bool)
+        assert r["ood_score"] > 0 and 0 <= r["ood_percentile"] <= 100
+    assert rows["chest_pa.dcm"]["view"] == "PA" and rows["chest_pa.dcm"]["in_scope"] is True
+    lateral = rows["chest_ll.dcm"]
+    assert lateral["view"] == "LL" and lateral["in_scope"] is False
+    assert lateral["scope_reason"] == "lateral view; model trained on frontal views"
+    assert pred["training_domain"] == "tiny-phantoms" and pred["ood_threshold_percentile"] == 99.0
+    assert pred["out_of_scope"] == 1
+
+    pred = _infer(tmp_path, models, images, "allowed", allow_non_chest=True)
+    assert pred["skipped_samples"] == 1  # the CT only
+    hand = next(r for r in pred["images"] if r["image"].endswith("hand.dcm"))
+    assert hand["in_scope"] is False and hand["body_part"] == "EXTREMITY"
+    assert "BodyPartExamined is 'EXTREMITY', not the chest" in hand["scope_reason"]
+
+    # a checkpoint from before the statistics existed: ood null with the reason, inference still runs
+    (models / "ood_stats.npz").unlink()
+    pred = _infer(tmp_path, models, images, "old")
+    assert pred["images"] and all(r["ood"] is None and r["ood_score"] is None for r in pred["images"])
+    assert "no OOD statistics" in pred["images"][0]["ood_reason"]
