@@ -143,3 +143,74 @@ def test_pretrain_inference_records_scope_view_domain_and_ood(tmp_path):
     pred = _infer(tmp_path, models, images, "old")
     assert pred["images"] and all(r["ood"] is None and r["ood_score"] is None for r in pred["images"])
     assert "no OOD statistics" in pred["images"][0]["ood_reason"]
+
+
+@pytest.mark.slow
+def test_classification_inference_writes_scope_and_ood_records(tmp_path):
+    from monai.transforms import Compose, SelectItemsd
+    from PIL import Image
+
+    from gkmvlp_monai.engines.ood import OODStatsHandler
+    from gkmvlp_monai.knowledge.vocab import label_set
+    from gkmvlp_monai.networks.classifier import build_classifier
+
+    images = tmp_path / "images"
+    files = _write_inputs(images)
+    png = images / "lateral.png"
+    Image.fromarray((_picture(5) // 16).astype(np.uint8)).save(png)
+    names = label_set("chexpert14")
+    test = [
+        {"image": str(files[k]), "view": "", "label": [0.0] * len(names)}
+        for k in ("chest", "lateral", "hand")
+    ]
+    test.append({"image": str(png), "view": "LATERAL", "label": [0.0] * len(names)})
+    train = [
+        {"image": str(write_cxr_dicom(tmp_path / "train" / f"t{i}.dcm", _picture(10 + i))), "view": "PA"}
+        for i in range(8)
+    ]
+    datalist = tmp_path / "datalist.json"
+    doc = {"name": "tiny-cls", "description": "phantoms", "label_names": names, "label_type": "multilabel"}
+    datalist.write_text(json.dumps({**doc, "training": train, "validation": train[:4], "test": test}))
+    torch.manual_seed(0)
+    net = build_classifier(len(names), size="tiny", image_size=SIZE)
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.save(net.state_dict(), models / "model.pt")
+    transform = Compose([cxr_transforms(SIZE, with_boxes=False), SelectItemsd(keys=["image"])])
+    OODStatsHandler(
+        net,
+        train,
+        train[:4],
+        transform,
+        str(models / "ood_stats.npz"),
+        str(datalist),
+        str(models / "model.pt"),
+    )()
+
+    bundle_cmd(
+        "gkmvlp_classification",
+        [
+            "run",
+            "--config_file",
+            "configs/inference.json",
+            *overrides(
+                model_size="tiny",
+                image_size=SIZE,
+                num_workers=0,
+                batch_size=4,
+                datalist_file=str(datalist),
+                ckpt_dir=str(models),
+                output_dir=str(tmp_path / "infer"),
+            ),
+        ],
+    )
+    pred = json.loads((tmp_path / "infer" / "predictions.json").read_text())
+    assert pred["skipped_samples"] == 1 and pred["training_domain"] == "tiny-cls"  # the CR EXTREMITY image
+    rows = {Path(r["image"]).name: r for r in pred["images"]}
+    assert set(rows) == {"chest_pa.dcm", "chest_ll.dcm", "lateral.png"}
+    assert rows["chest_pa.dcm"]["in_scope"] is True and rows["chest_pa.dcm"]["view"] == "PA"
+    assert rows["lateral.png"]["view"] == "LATERAL" and rows["lateral.png"]["in_scope"] is False
+    for r in rows.values():
+        assert set(r["scores"]) == set(names) and isinstance(r["ood"], bool) and r["ood_score"] > 0
+    header = (tmp_path / "infer" / "predictions.csv").read_text().splitlines()[0].split(",")
+    assert header[: 1 + len(names)] == ["image", *names] and header[-1] == "ood"
