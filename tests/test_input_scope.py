@@ -89,26 +89,12 @@ def _tiny_checkpoint(tmp_path: Path, files: dict[str, Path], with_stats: bool = 
     return models
 
 
-def _infer(tmp_path: Path, models: Path, image_dir: Path, out: str, **kw: object) -> dict:
-    bundle_cmd(
-        "gkmvlp_pretrain",
-        [
-            "run",
-            "--config_file",
-            "configs/inference.json",
-            *overrides(
-                model_size="tiny",
-                image_size=SIZE,
-                num_workers=0,
-                batch_size=4,
-                image_dir=str(image_dir),
-                ckpt_dir=str(models),
-                output_dir=str(tmp_path / out),
-                **kw,
-            ),
-        ],
-    )
-    return json.loads((tmp_path / out / "predictions.json").read_text())
+def _infer(bundle: str, models: Path, output_dir: Path, **kw: object) -> dict:
+    """Run ``bundle``'s inference.json at the tiny setting; return its predictions.json."""
+    settings = dict(model_size="tiny", image_size=SIZE, num_workers=0, batch_size=4, **kw)
+    args = overrides(**settings, ckpt_dir=str(models), output_dir=str(output_dir))
+    bundle_cmd(bundle, ["run", "--config_file", "configs/inference.json", *args])
+    return json.loads((output_dir / "predictions.json").read_text())
 
 
 @pytest.mark.slow
@@ -117,7 +103,7 @@ def test_pretrain_inference_records_scope_view_domain_and_ood(tmp_path):
     files = _write_inputs(images)
     models = _tiny_checkpoint(tmp_path, files)
 
-    pred = _infer(tmp_path, models, images, "default")
+    pred = _infer("gkmvlp_pretrain", models, tmp_path / "default", image_dir=str(images))
     assert pred["skipped_samples"] == 2  # the CR EXTREMITY image and the CT, refused and counted
     rows = {Path(r["image"]).name: r for r in pred["images"]}
     assert set(rows) == {"chest_pa.dcm", "chest_ll.dcm"}
@@ -132,7 +118,9 @@ def test_pretrain_inference_records_scope_view_domain_and_ood(tmp_path):
     assert pred["training_domain"] == "tiny-phantoms" and pred["ood_threshold_percentile"] == 99.0
     assert pred["out_of_scope"] == 1
 
-    pred = _infer(tmp_path, models, images, "allowed", allow_non_chest=True)
+    pred = _infer(
+        "gkmvlp_pretrain", models, tmp_path / "allowed", image_dir=str(images), allow_non_chest=True
+    )
     assert pred["skipped_samples"] == 1  # the CT only
     hand = next(r for r in pred["images"] if r["image"].endswith("hand.dcm"))
     assert hand["in_scope"] is False and hand["body_part"] == "EXTREMITY"
@@ -140,7 +128,7 @@ def test_pretrain_inference_records_scope_view_domain_and_ood(tmp_path):
 
     # a checkpoint from before the statistics existed: ood null with the reason, inference still runs
     (models / "ood_stats.npz").unlink()
-    pred = _infer(tmp_path, models, images, "old")
+    pred = _infer("gkmvlp_pretrain", models, tmp_path / "old", image_dir=str(images))
     assert pred["images"] and all(r["ood"] is None and r["ood_score"] is None for r in pred["images"])
     assert "no OOD statistics" in pred["images"][0]["ood_reason"]
 
@@ -187,24 +175,7 @@ def test_classification_inference_writes_scope_and_ood_records(tmp_path):
         str(models / "model.pt"),
     )()
 
-    bundle_cmd(
-        "gkmvlp_classification",
-        [
-            "run",
-            "--config_file",
-            "configs/inference.json",
-            *overrides(
-                model_size="tiny",
-                image_size=SIZE,
-                num_workers=0,
-                batch_size=4,
-                datalist_file=str(datalist),
-                ckpt_dir=str(models),
-                output_dir=str(tmp_path / "infer"),
-            ),
-        ],
-    )
-    pred = json.loads((tmp_path / "infer" / "predictions.json").read_text())
+    pred = _infer("gkmvlp_classification", models, tmp_path / "infer", datalist_file=str(datalist))
     assert pred["skipped_samples"] == 1 and pred["training_domain"] == "tiny-cls"  # the CR EXTREMITY image
     rows = {Path(r["image"]).name: r for r in pred["images"]}
     assert set(rows) == {"chest_pa.dcm", "chest_ll.dcm", "lateral.png"}
