@@ -53,6 +53,7 @@ def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: i
         "max_epochs": epochs,
         "val_interval": epochs,
         "mlflow": False,
+        "ood#enabled": False,  # variants are scored, never served: no OOD statistics pass
     }
     if off is not None:
         overrides[f"loss_weights#{off}"] = 0.0

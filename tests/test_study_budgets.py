@@ -32,3 +32,28 @@ def test_budget_overrides_spread_the_validations():
         "epoch_length": 120,
         "val_interval": 1,
     }
+
+
+def test_classification_study_runs_skip_the_ood_statistics_pass(tmp_path, monkeypatch):
+    """Study runs are scored, never served: none of them pays the OOD embedding pass after training."""
+    import json
+
+    from gkmvlp_monai.apps import classification_study
+
+    calls = []
+
+    def fake_workflow(configs, overrides, workflow_type):
+        calls.append(dict(overrides))
+        sub = ("zero_shot",) if "zero_shot.json" in configs else ()
+        out = tmp_path.joinpath(overrides["output_dir"], *sub)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps({"metrics": {"macro_AUC": 0.5}}))
+
+    monkeypatch.setattr(classification_study, "_workflow", fake_workflow)
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "datalist.json").write_text(json.dumps({"training": [], "validation": [], "test": []}))
+    classification_study.run_study(str(ckpt), str(data), str(tmp_path / "out"), fractions=(1.0,))
+    assert calls and all(c["ood#enabled"] is False for c in calls)

@@ -163,6 +163,7 @@ def run_study(
         "num_workers": num_workers,
         "seed": seed,
         "mlflow": False,
+        "ood#enabled": False,  # study runs are scored, never served: no OOD statistics pass
         "cache": "disk",
         "cache_dir": str((out / "cache").resolve()),
         **(extra_overrides or {}),
