@@ -33,3 +33,32 @@ def iu_synth_tiny(tmp_path_factory) -> str:
         return str(build_iu_synth(out, limit=40, seed=0, size=64, workers=1))
     except AssetUnavailableError as err:
         pytest.skip(f"iu-synth needs the torchxrayvision wheel: {err}")
+
+
+@pytest.fixture(scope="session")
+def chexpert_datalist(tmp_path_factory) -> str:
+    """A CheXpert-14 multi-label datalist of random PNGs (``bundle_helpers.build_chexpert_datalist``)."""
+    from bundle_helpers import build_chexpert_datalist
+
+    return build_chexpert_datalist(tmp_path_factory.mktemp("cls_data"))
+
+
+@pytest.fixture(scope="session")
+def vqa_datalist(tmp_path_factory) -> str:
+    """A tiny VQA datalist of random PNGs with qa lists (``bundle_helpers.build_vqa_datalist``)."""
+    from bundle_helpers import build_vqa_datalist
+
+    return build_vqa_datalist(tmp_path_factory.mktemp("vqa_data"))
+
+
+@pytest.fixture(scope="session")
+def pretrained_tiny_ckpt(tmp_path_factory) -> str:
+    """A tiny GK-MVLP state dict at 64 px (random init), what downstream bundles load as pre-trained."""
+    from gkmvlp_monai.knowledge import vocab
+    from gkmvlp_monai.networks import build_gkmvlp
+
+    torch.manual_seed(0)
+    net = build_gkmvlp("tiny", [e.description for e in vocab.entities()], image_size=64)
+    path = tmp_path_factory.mktemp("pretrained") / "model.pt"
+    torch.save(net.state_dict(), path)
+    return str(path)

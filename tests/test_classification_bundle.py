@@ -6,11 +6,9 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from bundle_helpers import REPO, SCHEMA, bundle_cmd, overrides
-from PIL import Image
 
 BUNDLE = REPO / "bundles" / "gkmvlp_classification"
 TINY = dict(
@@ -22,31 +20,6 @@ TINY = dict(
     val_batch_size=8,
     mlflow=False,
 )
-
-
-@pytest.fixture(scope="module")
-def chexpert_datalist(tmp_path_factory) -> str:
-    """A CheXpert-14 multi-label datalist of random 48x40 PNGs with region boxes (14 train / 6 / 6)."""
-    from gkmvlp_monai.knowledge.vocab import label_set, region_names
-
-    tmp = tmp_path_factory.mktemp("cls_data")
-    rng = np.random.default_rng(0)
-    names = label_set("chexpert14")
-    boxes = {r: [4.0, 4.0, 30.0, 30.0] for r in region_names()[:5]}
-    doc = {"name": "tiny", "label_names": names, "label_type": "multilabel", "seed": 0}
-    for split, n in (("training", 14), ("validation", 6), ("test", 6)):
-        items = []
-        for i in range(n):
-            f = tmp / f"{split}_{i}.png"
-            Image.fromarray(rng.integers(0, 255, (40, 48), dtype=np.uint8)).save(f)
-            label = [0.0] * len(names)
-            label[i % 3] = 1.0
-            label[4] = -1.0 if i == 1 else label[4]
-            items.append({"image": f.name, "label": label, "region_boxes": boxes})
-        doc[split] = items
-    path = tmp / "datalist.json"
-    path.write_text(json.dumps(doc))
-    return str(path)
 
 
 @pytest.mark.slow
@@ -124,101 +97,6 @@ def _args(tmp: Path, datalist: str, **kw: object) -> list[str]:
             **kw,
         }
     )
-
-
-@pytest.mark.slow
-def test_train_resume_evaluate_zero_shot_infer_export(tmp_path, chexpert_datalist):
-    from gkmvlp_monai.knowledge import vocab
-    from gkmvlp_monai.networks import build_gkmvlp
-
-    pre = build_gkmvlp("tiny", [e.description for e in vocab.entities()], image_size=64)
-    ckpt = tmp_path / "pretrained.pt"
-    torch.save(pre.state_dict(), ckpt)
-    args = _args(tmp_path, chexpert_datalist, pretrained_ckpt=str(ckpt), mode="linear_probe")
-
-    out = bundle_cmd(
-        "gkmvlp_classification", ["run", "--config_file", "configs/train.json", *args, "--max_epochs", "1"]
-    )
-    assert "macro_AUC" in out
-    out = bundle_cmd(
-        "gkmvlp_classification", ["run", "--config_file", "configs/train.json", *args, "--resume", "True"]
-    )
-    assert "epoch 1 until 2 epochs" in out
-    models = tmp_path / "models"
-    for name in ("model.pt", "best_checkpoint.pt", "checkpoint_final.pt"):
-        assert (models / name).is_file(), name
-    state = torch.load(models / "model.pt", weights_only=True)
-    enc = {k: v for k, v in pre.state_dict().items() if k.startswith("image_encoder.")}
-    # linear probe: the trained model still carries the pre-trained encoder unchanged
-    assert all(torch.equal(state["encoder." + k[len("image_encoder.") :]], v) for k, v in enc.items())
-
-    bundle_cmd(
-        "gkmvlp_classification",
-        ["run", "--config_file", "['configs/train.json','configs/evaluate.json']", *args],
-    )
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["split"] == "test" and metrics["threshold_split"] == "validation"
-    for key in ("macro_AUC", "macro_F1", "mean_accuracy", "AUC_No Finding"):
-        assert key in metrics["metrics"], key
-    assert "Pneumothorax" in json.loads((tmp_path / "eval" / "thresholds.json").read_text())["fallback"]
-
-    bundle_cmd(
-        "gkmvlp_classification",
-        [
-            "run",
-            "--config_file",
-            "['configs/train.json','configs/evaluate.json','configs/zero_shot.json']",
-            *args,
-        ],
-    )
-    zs = json.loads((tmp_path / "eval" / "zero_shot" / "metrics.json").read_text())
-    assert zs["mode"] == "zero_shot" and "macro_AUC" in zs["metrics"]
-
-    bundle_cmd(
-        "gkmvlp_classification",
-        [
-            "run",
-            "--config_file",
-            "configs/inference.json",
-            *overrides(
-                model_size="tiny",
-                image_size=64,
-                num_workers=0,
-                batch_size=4,
-                mode="linear_probe",
-                datalist_file=chexpert_datalist,
-                ckpt_dir=str(models),
-                output_dir=str(tmp_path / "infer"),
-            ),
-        ],
-    )
-    rows = (tmp_path / "infer" / "predictions.csv").read_text().strip().splitlines()
-    assert len(rows) == 7 and rows[0].startswith("image,No Finding")
-
-    ts = tmp_path / "model.ts"
-    bundle_cmd(
-        "gkmvlp_classification",
-        [
-            "ckpt_export",
-            "network_def",
-            "--filepath",
-            str(ts),
-            "--ckpt_file",
-            str(models / "model.pt"),
-            "--meta_file",
-            "configs/metadata.json",
-            "--config_file",
-            "configs/inference.json",
-            "--use_trace",
-            "True",
-            "--input_shape",
-            "[1,1,64,64]",
-            *overrides(model_size="tiny", image_size=64, datalist_file=chexpert_datalist),
-        ],
-    )
-    traced = torch.jit.load(str(ts))
-    assert torch.equal(traced.state_dict()["head.weight"], state["head.weight"])
-    assert traced(torch.rand(2, 1, 64, 64)).shape == (2, 14)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,81 +81,3 @@ def test_config_workflow_properties(files: list[str], kind: str, tmp_path) -> No
     )
     wf.initialize()
     assert wf.check_properties() in (None, [])
-
-
-def _run(files: list[str], root: Path, **override) -> None:
-    from monai.bundle import ConfigWorkflow
-
-    wf = ConfigWorkflow(
-        config_file=[str(CONFIGS / f) for f in files],
-        meta_file=str(CONFIGS / "metadata.json"),
-        workflow_type="train" if files == ["train.json"] else "infer",
-        bundle_root=str(root),
-        **{**TINY, **override},
-    )
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-
-
-@pytest.mark.slow
-def test_train_evaluate_infer_resume(iu_synth_tiny: str, tmp_path) -> None:
-    root = tmp_path / "bundle"
-    common = {
-        "dataset_dir": str(Path(iu_synth_tiny).parent),
-        "ckpt_dir": str(root / "models"),
-        "output_dir": str(root / "eval"),
-        "atlas_images": 4,
-    }
-    _run(["train.json"], root, max_epochs=1, batch_size=8, ckpt_interval=2, val_interval=1, **common)
-    first = torch.load(root / "models" / "checkpoint_final.pt", weights_only=True)
-    # Ignite's state_dict holds the iteration (not the epoch) next to epoch_length
-    first_epochs = first["trainer"]["iteration"] // first["trainer"]["epoch_length"]
-    assert first_epochs == 1 and (root / "models" / "model.pt").is_file()
-    _run(
-        ["train.json"],
-        root,
-        max_epochs=2,
-        batch_size=8,
-        ckpt_interval=2,
-        val_interval=1,
-        resume=True,
-        **common,
-    )
-    second = torch.load(root / "models" / "checkpoint_final.pt", weights_only=True)
-    assert (
-        second["trainer"]["iteration"] == 2 * first["trainer"]["iteration"]
-        and second["trainer"]["iteration"] // second["trainer"]["epoch_length"] == 2
-    )
-
-    _run(["train.json", "evaluate.json"], root, **common)
-    metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
-    for key in (
-        "model_mean_iou",
-        "atlas_mean_iou",
-        "model_iou_right_lung",
-        "atlas_iou_right_lung",
-        "model_seconds_per_image",
-        "atlas_seconds_per_image",
-    ):
-        assert key in metrics and metrics[key] is not None, key
-    assert metrics["atlas_mean_iou"] > 0.4  # registration works without training
-    assert (root / "models" / "atlas.npz").is_file()
-
-    images = tmp_path / "images"
-    images.mkdir()
-    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(
-        images / "noise.png"
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _run(
-            ["train.json", "inference.json"],
-            root,
-            input_dir=str(images),
-            inference_dir=str(root / "out"),
-            **common,
-        )
-    rec = json.loads((root / "out" / "noise.json").read_text())
-    assert rec["low_confidence"] and rec["score"] < 0.5 and (root / "out" / "noise.png").is_file()
-    assert any("noise.png" in str(w.message) and "low confidence" in str(w.message) for w in caught)
