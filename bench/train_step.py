@@ -52,9 +52,11 @@ from gkmvlp_monai.knowledge import vocab
 from gkmvlp_monai.knowledge.transforms import EntityTargetsd, ReportEntitiesd
 from gkmvlp_monai.networks.gkmvlp import GKMVLP, build_gkmvlp
 from gkmvlp_monai.networks.text import TokenizeReportd
+from gkmvlp_monai.paths import data_dir
 from gkmvlp_monai.transforms.pipelines import cxr_train_transforms
 
-DEFAULT_DATALIST = "/tmp/iusynth256/datalist.json"
+# the demo set the README's first command builds (``python -m gkmvlp_monai.apps.demo --stages data``)
+DEFAULT_DATALIST = str(data_dir() / "iu-synth" / "datalist.json")
 
 # forward stages: label -> sub-modules of GKMVLP timed under that label (exclusive of nested stages)
 STAGES: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,6 @@ DESCS = [
 ]
 S, R = 64, 29
 ROOT = Path(__file__).resolve().parents[1]
-DATALIST = Path("/tmp/iusynth256/datalist.json")
 
 
 def _batch(model, b: int = 4) -> dict[str, torch.Tensor]:
@@ -96,12 +95,12 @@ def _load_bench():
 
 
 @pytest.mark.slow  # two tiny networks, a real data pipeline and a profiled step: ~30 s idle, minutes shared
-@pytest.mark.skipif(not DATALIST.is_file(), reason="needs the iu-synth development datalist")
-def test_bench_runs_and_prints_every_row(tmp_path, capsys):
+def test_bench_runs_and_prints_every_row(tmp_path, capsys, iu_synth_tiny):
     bench = _load_bench()
     out_json = tmp_path / "r.json"
     args = ["--device", "cpu", "--batch-size", "2", "--image-size", "64", "--size", "tiny"]
     args += ["--warmup", "1", "--steps", "1", "--num-workers", "0", "--json", str(out_json)]
+    args += ["--datalist", iu_synth_tiny]  # built in the session's tmp folder, not a fixed path
     res = bench.main(args)
     text = capsys.readouterr().out
     full = res["configs"]["full"]
