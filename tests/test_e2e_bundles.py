@@ -1,7 +1,9 @@
 """End-to-end tier: each bundle run by subprocess exactly as its model card tells a user to, on tiny settings.
 
-For each of the six bundles: ``python -m monai.bundle run`` of ``train.json`` (with a resume where the
-bundle supports one), then the evaluation, then ``inference.json`` on the trained checkpoint, then
+For each of the six bundles: ``python -m monai.bundle run`` of ``train.json`` (then ``--resume True`` to a
+second epoch for classification, report generation, VQA and cxr_anatomy; pre-training's resume has its
+own tests in ``test_pretrain_bundle.py``), then the evaluation (and ``zero_shot.json`` for classification
+and localization), then ``inference.json`` on the trained checkpoint, then
 ``ckpt_export`` of the inference network, whose TorchScript output is compared with the eager network
 built from the same config and checkpoint. Every checkpoint and output goes to ``tmp_path``, never into
 the repository. Each subprocess step prints ``[e2e] <bundle> <step>: <seconds> s``; run with ``-s`` to see
