@@ -2,7 +2,9 @@
 test split, and print mean IoU per region and overall for the trained model and the atlas fallback side by
 side, with time per image.
 
-    python bench/anatomy.py --data /tmp/iusynth256 --work /tmp/anat_bench [--no-train] [-- extra overrides]
+    python bench/anatomy.py --data data/iu-synth-300 --work runs/anat_bench [--no-train] [-- extra overrides]
+
+(``data/iu-synth-300``: the 300-report build of ``docs/iu_synth.md``.)
 
 Runs ``configs/train.json`` then ``configs/train.json + configs/evaluate.json`` from ``bundles/cxr_anatomy``
 with ``bundle_root=--work`` (checkpoints, atlas and ``eval/metrics.json`` land there). Overrides after
