@@ -1,9 +1,11 @@
 """Score the report filter against the MeSH major tags of the IU X-ray reports, per split.
 
-Held out: the rules were developed on the iu-synth **training and validation** splits only (3,164
-reports of ``configs/splits/iu_synth_patient_split_seed0.csv``; before 2026-12-03 on all 3,955, test split
-included). The **test** split (791 reports) is scored separately and was never read to write rules:
-``--show-errors`` prints errors of the rules split only.
+Held out: the rules were developed on 3,164 reports only, the iu-synth training and validation splits
+as they were drawn until 2026-12-03 (before that on all 3,955, test split included). That draw is frozen
+in ``configs/splits/report_filter_development_split.csv``; its **test** rows (791 reports) are scored
+separately and were never read to write rules: ``--show-errors`` prints errors of the rules split only.
+(iu-synth itself now splits by a per-subject hash, ``configs/splits/iu_synth_patient_split_seed0.csv``;
+its test split is not the held-out set of this bench.)
 
 The unit is the MeSH finding term (the issue's unit). A term maps to a set of entities
 (``configs/vocab/mesh_map.json``: its ``entities`` plus any ``qualifier_entities`` override, e.g.
@@ -101,8 +103,9 @@ def load_reports() -> list[IUReport]:
 
 
 def load_split(path: str | Path | None = None) -> dict[str, str]:
-    """Report id -> iu-synth split (``training``/``validation``/``test``) of the shipped patient split."""
-    path = Path(path) if path else configs_dir() / "splits" / "iu_synth_patient_split_seed0.csv"
+    """Report id -> split of the frozen rules-development split (``training``/``validation`` = rules,
+    ``test`` = held out)."""
+    path = Path(path) if path else configs_dir() / "splits" / "report_filter_development_split.csv"
     with open(path, newline="", encoding="utf-8") as f:
         return {row["subject_id"]: row["split"] for row in csv.DictReader(f)}
 

@@ -158,7 +158,7 @@ def test_training_fraction_without_datalist_keys_is_nested_and_deterministic(tmp
     datalist = _tiny_datalist(tmp_path, n_train=20)
     ten = training_items(datalist, 0.1)
     half = training_items(datalist, 0.5)
-    assert len(ten) == 2 and len(half) == 10 and len(training_items(datalist, 1.0)) == 20
+    assert 0 < len(ten) < len(half) < 20 and len(training_items(datalist, 1.0)) == 20
     assert {i["image"] for i in ten} <= {i["image"] for i in half}
     assert [i["image"] for i in training_items(datalist, 0.1)] == [i["image"] for i in ten]
     doc = json.loads(open(datalist).read())

@@ -191,8 +191,8 @@ def test_build_is_deterministic(built: Path, tmp_path: Path):
 
 
 def test_shipped_patient_split_is_the_seed0_draw():
-    """configs/splits holds the patient-level 70/10/20 split of all IU reports (seed 0); the builder's draw
-    must reproduce it exactly, so the shipped file and the code never disagree."""
+    """configs/splits holds the patient-level 70/10/20 split of all IU reports (seed 0, per-subject hash);
+    the builder's draw must reproduce it exactly, so the shipped file and the code never disagree."""
     import csv
 
     from gkmvlp_monai.data.iu_synth.builder import patient_split
@@ -203,4 +203,17 @@ def test_shipped_patient_split_is_the_seed0_draw():
     assert len(shipped) == 3955
     assert patient_split(list(shipped), seed=0) == shipped
     counts = {k: sum(v == k for v in shipped.values()) for k in ("training", "validation", "test")}
-    assert counts == {"training": 2768, "validation": 396, "test": 791}
+    assert counts == {"training": 2773, "validation": 408, "test": 774}
+
+
+def test_patient_split_of_fewer_reports_moves_no_subject():
+    """A build from fewer reports (a failed download, a ``--limit``) keeps every remaining subject where the
+    full build puts it."""
+    from gkmvlp_monai.data.iu_synth.builder import patient_split
+
+    subjects = [f"CXR{i}" for i in range(1, 401)]
+    full = patient_split(subjects, seed=0)
+    for gone in ("CXR1", "CXR200", "CXR400"):
+        rest = patient_split([s for s in subjects if s != gone], seed=0)
+        assert rest == {s: full[s] for s in subjects if s != gone}
+    assert patient_split(subjects[:300], seed=0) == {s: full[s] for s in subjects[:300]}

@@ -95,7 +95,9 @@ def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monke
 
     items = [{"image": f"img{i}.png", "report": "No acute disease."} for i in range(400)]
     datalist = tmp_path / "datalist.json"
-    datalist.write_text(json.dumps({"training": items, "validation": items[:4], "test": items[:4]}))
+    # the 10 % subset is given (an adapter-written key), so the budget arithmetic is fixed: 40 items
+    doc = {"training": items, "training_10pct": items[:40], "validation": items[:4], "test": items[:4]}
+    datalist.write_text(json.dumps(doc))
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
     seen, batches = [], []
@@ -119,7 +121,8 @@ def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monke
     assert batches == [8, 8, 8, 8]
     # a fraction smaller than one batch (4 of 40 items, batch 8) trains with a batch of 4, not zero updates
     seen.clear(), batches.clear()
-    datalist.write_text(json.dumps({"training": items[:40], "validation": items[:4], "test": items[:4]}))
+    doc = {"training": items[:40], "training_10pct": items[:4], "validation": items[:4], "test": items[:4]}
+    datalist.write_text(json.dumps(doc))
     study.run_study(str(ckpt), str(tmp_path), str(tmp_path / "out2"), epochs=2, batch_size=8)
     assert batches == [4, 4, 8, 8] and [s[2] for s in seen] == [2, 2, 2, 2]
 

@@ -13,7 +13,9 @@ also writes, next to the datalist:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("training", "validation", "test")
 LABEL_TYPES = ("multilabel", "multiclass")
@@ -168,17 +172,35 @@ def validate_item(
             raise DatalistError(f"{where}: image_size must be [width, height] positive integers, got {size}")
 
 
-def split_subjects(subject_ids: Iterable[str], ratios: Mapping[str, float], seed: int = 0) -> dict[str, str]:
-    """Assign subjects to splits, deterministically for a seed.
+def subject_unit(subject_id: str, seed: int = 0, purpose: str = "split") -> float:
+    """A subject's fixed position in [0, 1): a seeded SHA-256 hash of its id.
 
-    Subjects are sorted, shuffled with ``numpy.random.default_rng(seed)`` and cut by the cumulative
-    ratios; the last split takes the rest, so every subject gets exactly one split.
+    The value depends on the subject id, the seed and the purpose only, never on which other subjects
+    exist, so a data set that lost one download assigns every other subject exactly as before.
+
+    Args:
+        subject_id: subject (patient) id.
+        seed: seed mixed into the hash.
+        purpose: separates independent draws of one subject (``"split"``, ``"fraction"``).
+
+    Returns:
+        A float in [0, 1).
+    """
+    digest = hashlib.sha256(f"gkmvlp:{purpose}:{seed}:{subject_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_subjects(subject_ids: Iterable[str], ratios: Mapping[str, float], seed: int = 0) -> dict[str, str]:
+    """Assign subjects to splits by :func:`subject_unit`, each subject on its own.
+
+    A subject goes to the first split whose cumulative ratio exceeds its hash position, so the split
+    sizes match the ratios only in expectation, and removing or adding a subject moves no other one.
 
     Args:
         subject_ids: subject ids (duplicates are fine).
         ratios: split name -> ratio, in the order the cuts are made (e.g. ``{"training": 0.8,
             "validation": 0.1, "test": 0.1}``); ratios must be >= 0 and sum to 1.
-        seed: random seed.
+        seed: hash seed.
 
     Returns:
         subject id -> split name.
@@ -188,15 +210,18 @@ def split_subjects(subject_ids: Iterable[str], ratios: Mapping[str, float], seed
     """
     if any(r < 0 for r in ratios.values()) or not math.isclose(sum(ratios.values()), 1.0, abs_tol=1e-6):
         raise ValueError(f"split ratios {dict(ratios)} must be >= 0 and sum to 1")
-    subjects = sorted(set(subject_ids))
-    order = np.random.default_rng(seed).permutation(len(subjects))
     names = list(ratios)
-    bounds = np.cumsum([ratios[n] for n in names]) * len(subjects)
+    bounds = np.cumsum([ratios[n] for n in names])
     out: dict[str, str] = {}
-    for rank, idx in enumerate(order):
-        k = int(np.searchsorted(bounds, rank, side="right"))
-        out[subjects[idx]] = names[min(k, len(names) - 1)]
-    return out
+    for subject in set(subject_ids):
+        k = int(np.searchsorted(bounds, subject_unit(subject, seed, "split"), side="right"))
+        out[subject] = names[min(k, len(names) - 1)]
+    return dict(sorted(out.items()))
+
+
+def subject_of(item: Mapping[str, Any]) -> str:
+    """The subject an item belongs to: ``subject_id``, else ``image_id``, else ``image``."""
+    return str(item.get("subject_id") or item.get("image_id") or item["image"])
 
 
 def assign_splits(
@@ -233,20 +258,17 @@ def assign_splits(
         else:
             free.append(item)
 
-    def subject(it: dict[str, Any]) -> str:
-        return str(it.get("subject_id") or it["image"])
-
     if free:
         ratios = {"training": 1.0 - val_ratio - test_ratio, "validation": val_ratio, "test": test_ratio}
-        by_subject = split_subjects((subject(it) for it in free), ratios, seed)
+        by_subject = split_subjects((subject_of(it) for it in free), ratios, seed)
         for it in free:
-            out[by_subject[subject(it)]].append(it)
+            out[by_subject[subject_of(it)]].append(it)
     if pool:
         by_subject = split_subjects(
-            (subject(it) for it in pool), {"training": 1.0 - val_ratio, "validation": val_ratio}, seed
+            (subject_of(it) for it in pool), {"training": 1.0 - val_ratio, "validation": val_ratio}, seed
         )
         for it in pool:
-            out[by_subject[subject(it)]].append(it)
+            out[by_subject[subject_of(it)]].append(it)
     return out
 
 
@@ -257,17 +279,19 @@ def fraction_key(fraction: float) -> str:
 
 
 def training_fractions(
-    n_items: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
+    subjects: Sequence[str], fractions: Sequence[float] = DEFAULT_FRACTIONS, seed: int = 0
 ) -> dict[float, list[int]]:
-    """Nested, deterministic subsets of the training items.
+    """Nested training subsets that depend on each subject alone.
 
-    One permutation of ``range(n_items)`` (seeded) is drawn; the subset for fraction ``f`` is its first
-    ``max(1, round(f * n_items))`` indices, so smaller fractions are inside larger ones.
+    Item ``i`` is in the subset for fraction ``f`` when its subject's :func:`subject_unit` (purpose
+    ``"fraction"``) is below ``f``: smaller fractions are inside larger ones, a patient's images are in
+    or out together, and a subject keeps its membership when other subjects go missing. A fraction that
+    would select nobody takes the subject with the lowest position, so no subset is empty.
 
     Args:
-        n_items: number of training items.
+        subjects: the subject id of each training item, in item order (see :func:`subject_of`).
         fractions: fractions in (0, 1].
-        seed: random seed.
+        seed: hash seed.
 
     Returns:
         fraction -> sorted item indices.
@@ -278,11 +302,14 @@ def training_fractions(
     for f in fractions:
         if not 0 < f <= 1:
             raise ValueError(f"training fraction {f} must be in (0, 1]")
-    order = np.random.default_rng(seed + 7919).permutation(n_items)
+    unit = {s: subject_unit(s, seed, "fraction") for s in set(subjects)}
     out = {}
     for f in fractions:
-        n = min(n_items, max(1, int(round(f * n_items)))) if n_items else 0
-        out[f] = sorted(int(i) for i in order[:n])
+        idx = [i for i, s in enumerate(subjects) if unit[s] < f]
+        if not idx and unit:
+            first = min(unit, key=unit.__getitem__)
+            idx = [i for i, s in enumerate(subjects) if s == first]
+        out[f] = idx
     return out
 
 
@@ -343,7 +370,7 @@ def write_datalist(
         doc.update(extra)
     for split in SPLITS:
         doc[split] = [dict(it) for it in splits.get(split, [])]
-    subsets = training_fractions(len(doc["training"]), [f for f in fractions if f < 1.0], seed)
+    subsets = training_fractions([subject_of(it) for it in doc["training"]], [f for f in fractions if f < 1.0], seed)
     membership: dict[int, list[str]] = {}
     for f, idx in subsets.items():
         key = fraction_key(f)
@@ -372,7 +399,7 @@ def write_datalist(
 
 
 def load_datalist(
-    path: str | Path, split: str = "training", fraction: float | None = None
+    path: str | Path, split: str = "training", fraction: float | None = None, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Load one split of a datalist with absolute paths (``image`` and ``mask``).
 
@@ -382,7 +409,10 @@ def load_datalist(
     Args:
         path: datalist JSON.
         split: ``training``, ``validation``, ``test`` or a fraction key such as ``training_1pct``.
-        fraction: shortcut for the fraction keys (``0.01`` -> ``training_1pct``; ``1.0`` -> ``training``).
+        fraction: a training fraction in (0, 1]: the datalist's ``training_<p>pct`` key when it has one,
+            else the same nested subset :func:`write_datalist` would have written
+            (:func:`training_fractions` over the items' subjects); ``1.0`` is ``training`` itself.
+        seed: seed of a drawn fraction when the datalist records no ``seed`` of its own.
 
     Returns:
         The items, copies with absolute paths.
@@ -390,25 +420,34 @@ def load_datalist(
     Raises:
         FileNotFoundError: the datalist does not exist.
         KeyError: the split is not in the datalist.
+        ValueError: a fraction outside (0, 1], or a fraction of a split other than ``training``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"datalist {path} not found")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    if fraction is not None and fraction < 1.0:
-        split = fraction_key(fraction)
-    if split not in doc:
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"{path}: training fraction {fraction} must be in (0, 1]")
+    if fraction is not None and fraction < 1.0 and split != "training":
+        raise ValueError(f"{path}: a training fraction applies to the training split, not {split!r}")
+    key = fraction_key(fraction) if fraction is not None and fraction < 1.0 else split
+    if key in doc:
+        items = doc[key]
+    elif key != split and split in doc:
+        draw_seed = int(doc.get("seed", seed))
+        idx = training_fractions([subject_of(it) for it in doc[split]], [fraction], draw_seed)[fraction]
+        items = [doc[split][i] for i in idx]
+        logger.info("%s has no %s key: drew the %d-item subset (seed %d)", path, key, len(items), draw_seed)
+    else:
         keys = [k for k in doc if k in SPLITS or k.startswith("training_")]
-        raise KeyError(f"{path}: no split {split!r}; it has {keys}")
+        raise KeyError(f"{path}: no split {key!r}; it has {keys}")
     base = path.parent.resolve()
     out = []
-    for item in doc[split]:
+    for item in items:
         item = dict(item)
-        for key in _PATH_KEYS:
-            if isinstance(item.get(key), str) and item[key]:
-                item[key] = (
-                    str((base / item[key]).resolve()) if not Path(item[key]).is_absolute() else item[key]
-                )
+        for k in _PATH_KEYS:
+            if isinstance(item.get(k), str) and item[k]:
+                item[k] = str((base / item[k]).resolve()) if not Path(item[k]).is_absolute() else item[k]
         out.append(item)
     return out
 

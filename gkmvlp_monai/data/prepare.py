@@ -13,6 +13,7 @@ sections). ``docs/datasets.md`` gives the command for each data set.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,12 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {path}")
     for split in SPLITS:
         print(f"  {split:<12}{len(result.splits.get(split, [])):8d} items")
-    n_train = len(result.splits.get("training", []))
+    doc = json.loads(path.read_text(encoding="utf-8"))
     for f in args.fractions:
         if f < 1.0:
-            print(
-                f"  {fraction_key(f):<16}{min(n_train, max(1, round(f * n_train))) if n_train else 0:4d} items"
-            )
+            print(f"  {fraction_key(f):<16}{len(doc.get(fraction_key(f), [])):4d} items")
     print(f"skipped rows ({result.skipped.total}):\n{result.skipped.summary()}")
     print(f"flagged rows ({result.notes.total}):\n{result.notes.summary()}")
     return 0

@@ -156,14 +156,8 @@ def load_vqa_split(
         return flatten_qa(load_datalist(datalist_file, split), where)
     if split != "training":
         raise ValueError(f"a training fraction applies to the training split, not {split!r}")
-    doc_keys = json.loads(Path(datalist_file).read_text(encoding="utf-8")).keys()
     key = fraction_key(fraction)
-    if key in doc_keys:
-        return flatten_qa(load_datalist(datalist_file, key), f"{datalist_file} {key}")
-    questions = flatten_qa(load_datalist(datalist_file, "training"), where)
-    images = sorted({q["image"] for q in questions})
-    chosen = {images[i] for i in training_fractions(len(images), [fraction], seed)[fraction]}
-    return [q for q in questions if q["image"] in chosen]
+    return flatten_qa(load_datalist(datalist_file, split, fraction=fraction, seed=seed), f"{datalist_file} {key}")
 
 
 def image_items(questions: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:

@@ -33,7 +33,7 @@ from monai.transforms import MapTransform
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
-from gkmvlp_monai.data.datalist import fraction_key, load_datalist, training_fractions
+from gkmvlp_monai.data.datalist import load_datalist
 from gkmvlp_monai.engines.inference import scope_records
 from gkmvlp_monai.engines.ood import OODScorer, image_embedding
 
@@ -85,18 +85,7 @@ def training_items(datalist_file: str, fraction: float = 1.0, seed: int = 0) -> 
     Returns:
         Items with absolute paths.
     """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"{datalist_file}: training fraction {fraction} must be in (0, 1]")
-    if fraction >= 1.0:
-        return load_datalist(datalist_file, "training")
-    doc = json.loads(Path(datalist_file).read_text(encoding="utf-8"))
-    key = fraction_key(fraction)
-    if key in doc:
-        return load_datalist(datalist_file, key)
-    items = load_datalist(datalist_file, "training")
-    idx = training_fractions(len(items), [fraction], int(doc.get("seed", seed)))[fraction]
-    logger.info("%s has no %s key: using the deterministic %d-item subset", datalist_file, key, len(idx))
-    return [items[i] for i in idx]
+    return load_datalist(datalist_file, "training", fraction=fraction, seed=seed)
 
 
 class ClassificationLabeld(MapTransform):

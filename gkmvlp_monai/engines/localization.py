@@ -14,7 +14,6 @@ to :class:`~gkmvlp_monai.networks.segmentation.ZeroShotHeatmaps` with :func:`pre
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
@@ -27,7 +26,7 @@ from ignite.engine import Engine, Events
 from monai.data import MetaTensor
 from monai.transforms import AsDiscreted, Compose, MapTransform, RandAffined, SelectItemsd
 
-from gkmvlp_monai.data.datalist import fraction_key, load_datalist, training_fractions
+from gkmvlp_monai.data.datalist import load_datalist
 from gkmvlp_monai.knowledge import vocab
 from gkmvlp_monai.metrics.localization import boxes_to_mask
 from gkmvlp_monai.transforms.boxes import MapBoxesToImaged, PrepareBoxesd
@@ -64,15 +63,7 @@ def localization_items(
         The items (copies).
     """
     path = Path(datalist_file)
-    if fraction is not None and fraction < 1.0:
-        doc_keys = json.loads(path.read_text(encoding="utf-8")).keys() if path.is_file() else ()
-        if fraction_key(fraction) in doc_keys:
-            items = load_datalist(path, fraction=fraction)
-        else:
-            items = load_datalist(path, split)
-            items = [items[i] for i in training_fractions(len(items), [fraction], seed)[fraction]]
-    else:
-        items = load_datalist(path, split)
+    items = load_datalist(path, split, fraction=fraction, seed=seed)
     base = path.parent.resolve()
     for item in items:
         if isinstance(item.get("masks"), list):

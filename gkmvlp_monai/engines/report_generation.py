@@ -22,7 +22,7 @@ from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
-from gkmvlp_monai.data.datalist import fraction_key, load_datalist, training_fractions
+from gkmvlp_monai.data.datalist import load_datalist
 from gkmvlp_monai.knowledge.vocab import default_region_boxes
 
 logger = logging.getLogger(__name__)
@@ -63,18 +63,7 @@ def training_items(datalist_file: str, fraction: float | None = None, seed: int 
     Raises:
         ValueError: fraction outside (0, 1].
     """
-    if fraction is None or fraction >= 1.0:
-        return with_ids(load_datalist(datalist_file, "training"))
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"training fraction {fraction} must be in (0, 1]")
-    doc_keys = json.loads(Path(datalist_file).read_text(encoding="utf-8")).keys()
-    key = fraction_key(fraction)
-    if key in doc_keys:
-        return with_ids(load_datalist(datalist_file, key))
-    items = load_datalist(datalist_file, "training")
-    subset = training_fractions(len(items), [fraction], seed)[fraction]
-    logger.info("%s has no %r key: using the seeded %d-item subset", datalist_file, key, len(subset))
-    return with_ids([items[i] for i in subset])
+    return with_ids(load_datalist(datalist_file, "training", fraction=fraction, seed=seed))
 
 
 def evaluation_items(datalist_file: str, split: str, max_items: int | None = None) -> list[dict[str, Any]]:

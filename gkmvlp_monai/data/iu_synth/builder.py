@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from gkmvlp_monai.data.datalist import split_subjects
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
 from gkmvlp_monai.data.iu_synth.anatomy import LungTemplate, load_lung_templates
 from gkmvlp_monai.data.iu_synth.case import render_case
@@ -142,16 +143,12 @@ def _build_one(job: tuple[int, dict[str, Any], int]) -> dict[str, Any]:
 
 
 def patient_split(subjects: list[str], seed: int) -> dict[str, str]:
-    """Assign each subject to ``training``/``validation``/``test`` (70/10/20, shuffled by ``seed``)."""
-    uniq = sorted(set(subjects))
-    order = np.random.default_rng([seed, 1]).permutation(len(uniq))
-    n = len(uniq)
-    n_tr = round(SPLIT_FRACTIONS["training"] * n)
-    n_va = round(SPLIT_FRACTIONS["validation"] * n)
-    out = {}
-    for rank, k in enumerate(order):
-        out[uniq[k]] = "training" if rank < n_tr else ("validation" if rank < n_tr + n_va else "test")
-    return out
+    """Assign each subject to ``training``/``validation``/``test`` (70/10/20 in expectation).
+
+    The same per-subject hash rule as every adapter (:func:`gkmvlp_monai.data.datalist.split_subjects`),
+    so a build from fewer reports leaves every remaining subject in its split.
+    """
+    return split_subjects(subjects, SPLIT_FRACTIONS, seed)
 
 
 def build_iu_synth(
