@@ -49,7 +49,8 @@ def test_nih_labels_boxes_official_lists(tmp_path: Path) -> None:
     assert res.skipped.counts == {"image file missing": 1}
     assert by_id["00000001_000"]["label"] == [float(c in ("Cardiomegaly", "Emphysema")) for c in classes]
     assert by_id["00000002_000"]["label"] == [0.0] * 14 and by_id["00000002_000"]["view"] == "AP"
-    assert by_id["00000001_000"]["image_size"] == [2682, 2749]
+    # the size of the file on disk (boxes are in its frame), not the CSV's original 2682 x 2749
+    assert by_id["00000001_000"]["image_size"] == [8, 6]
     assert by_id["00000003_000"]["lesion_boxes"] == [[10.5, 20.0, 40.5, 60.0], [100.0, 200.0, 105.0, 206.0]]
     assert by_id["00000003_000"]["lesion_labels"] == ["Infiltration", "Infiltration"]
     assert [it["image_id"] for it in doc["test"]] == ["00000003_000"]
@@ -59,7 +60,7 @@ def test_nih_labels_boxes_official_lists(tmp_path: Path) -> None:
 
 def test_nih_bad_label_is_an_error(tmp_path: Path) -> None:
     root = tmp_path / "nih"
-    root.mkdir()
+    (root / "images").mkdir(parents=True)
     (root / "Data_Entry_2017.csv").write_text(
         "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position\n"
         "00000001_000.png,Cardiomegally,0,1,57,M,PA\n"

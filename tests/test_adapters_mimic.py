@@ -6,10 +6,12 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from gkmvlp_monai.data.adapters import AdapterError, prepare_dataset
+from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
 from gkmvlp_monai.knowledge.vocab import label_set
 
 SUBJ = [
@@ -147,7 +149,7 @@ def test_mimic_dicom_record_list_and_missing_column(tmp_path: Path) -> None:
     for s, st, d, _, _ in SUBJ[:2]:
         dcm = root / "files" / f"p{s[:2]}" / f"p{s}" / f"s{st}" / f"{d}.dcm"
         dcm.parent.mkdir(parents=True, exist_ok=True)
-        dcm.write_bytes(b"\0" * 132)
+        write_cxr_dicom(dcm, np.full((12, 10), 900, dtype=np.uint16))
     _gz(
         root / "cxr-record-list.csv.gz",
         "subject_id,study_id,dicom_id,path\n"

@@ -69,14 +69,15 @@ class SkipLog:
     examples: dict[str, list[str]] = field(default_factory=dict)
     max_examples: int = 3
 
-    def add(self, reason: str, example: str = "") -> None:
-        """Record one row under ``reason``.
+    def add(self, reason: str, example: str = "", n: int = 1) -> None:
+        """Record ``n`` rows (default one) under ``reason``.
 
         Args:
             reason: short, stable description (e.g. ``"image file missing"``).
             example: row description (file and id) shown in the summary.
+            n: number of rows this example stands for (e.g. all label rows of one missing image).
         """
-        self.counts[reason] += 1
+        self.counts[reason] += n
         if example and len(self.examples.setdefault(reason, [])) < self.max_examples:
             self.examples[reason].append(example)
 

@@ -4,10 +4,13 @@ Usage::
 
     python -m gkmvlp_monai.data.prepare <dataset> --root <official folder> --out <folder> [--seed 0]
         [--val-ratio 0.1] [--test-ratio 0.1] [--fractions 0.01 0.1] [--reports <dir>] [--imagenome <dir>]
-        [--jpg-root <dir>] [--images <dir>] [--chest-only]
+        [--jpg-root <dir>] [--images <dir>] [--chest-only] [--strict] [--workers N]
 
-Prints the items per split, skipped rows with reasons, and flagged rows (e.g. reports missing
-sections). ``docs/datasets.md`` gives the command for each data set.
+Every image the datalist will reference is opened and checked first (in parallel, with a progress
+line); bad files are left out and listed in ``<out>/prepare_report.json`` (``--strict`` stops instead,
+exit status 1). Prints the layout found, warnings (fallbacks taken), the items per split, skipped rows
+with reasons and flagged rows (e.g. reports missing sections). ``docs/datasets.md`` gives the command
+for each data set.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gkmvlp_monai.data.adapters import ADAPTERS, AdapterError, prepare_dataset
+from gkmvlp_monai.data.adapters import ADAPTERS, AdapterError, StrictCheckError, prepare_dataset
 from gkmvlp_monai.data.datalist import DEFAULT_FRACTIONS, SPLITS, fraction_key
 
 
@@ -47,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--images", type=Path, default=None, help="IU X-ray: image folder")
     p.add_argument("--chest-only", action="store_true", help="VQA-RAD/SLAKE: chest X-ray questions only")
+    p.add_argument("--strict", action="store_true", help="stop (exit 1) when any image file is bad")
+    p.add_argument("--workers", type=int, default=None, help="image-check processes (default: CPU count)")
     return p
 
 
@@ -57,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        Exit status: 0 on success, 2 when the layout is wrong or the folder is missing.
+        Exit status: 0 on success (bad image files are skipped and listed), 1 when ``--strict`` found a
+        bad image file, 2 when the layout is wrong or the folder is missing.
     """
     args = build_parser().parse_args(argv)
     options = {
@@ -72,11 +78,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {k: v for k, v in options.items() if v is not None}
     try:
         path, result = prepare_dataset(
-            args.dataset, args.root, args.out, seed=args.seed, fractions=args.fractions, **options
+            args.dataset,
+            args.root,
+            args.out,
+            seed=args.seed,
+            fractions=args.fractions,
+            strict=args.strict,
+            workers=args.workers,
+            **options,
         )
+    except StrictCheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (AdapterError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if result.layout:
+        print(f"layout: {result.layout}")
+    for text in result.warnings:
+        print(f"warning: {text}", file=sys.stderr)
     print(f"wrote {path}")
     for split in SPLITS:
         print(f"  {split:<12}{len(result.splits.get(split, [])):8d} items")
@@ -86,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {fraction_key(f):<16}{len(doc.get(fraction_key(f), [])):4d} items")
     print(f"skipped rows ({result.skipped.total}):\n{result.skipped.summary()}")
     print(f"flagged rows ({result.notes.total}):\n{result.notes.summary()}")
+    report = json.loads((args.out / "prepare_report.json").read_text(encoding="utf-8"))
+    print(f"bad image files: {len(report['bad_files'])} (listed in {args.out / 'prepare_report.json'})")
     return 0
 
 

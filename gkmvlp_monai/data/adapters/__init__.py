@@ -6,11 +6,12 @@ Each adapter is ``adapt_<name>(root, out_dir, seed=0, val_ratio=..., **options) 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult
+from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view
 from gkmvlp_monai.data.adapters.chexpert import adapt_chexpert
 from gkmvlp_monai.data.adapters.covidx import adapt_covidx
 from gkmvlp_monai.data.adapters.iu_xray import adapt_iu_xray
@@ -24,6 +25,7 @@ from gkmvlp_monai.data.adapters.rsna import adapt_rsna
 from gkmvlp_monai.data.adapters.siim import adapt_siim
 from gkmvlp_monai.data.adapters.vqa import adapt_slake, adapt_vqa_rad
 from gkmvlp_monai.data.datalist import DEFAULT_FRACTIONS, write_datalist
+from gkmvlp_monai.data.image_check import inspect_images
 
 ADAPTERS: dict[str, Callable[..., AdapterResult]] = {
     "mimic-cxr-jpg": adapt_mimic_cxr_jpg,
@@ -39,7 +41,11 @@ ADAPTERS: dict[str, Callable[..., AdapterResult]] = {
     "slake": adapt_slake,
 }
 
-__all__ = ["ADAPTERS", "AdapterError", "AdapterResult", "get_adapter", "prepare_dataset"]
+__all__ = ["ADAPTERS", "AdapterError", "AdapterResult", "StrictCheckError", "check_items", "get_adapter", "prepare_dataset"]
+
+
+class StrictCheckError(AdapterError):
+    """``strict`` preparation found bad image files (all are listed in ``prepare_report.json``)."""
 
 
 def get_adapter(name: str) -> Callable[..., AdapterResult]:
@@ -53,15 +59,59 @@ def get_adapter(name: str) -> Callable[..., AdapterResult]:
     return ADAPTERS[name]
 
 
+def check_items(
+    result: AdapterResult, out_dir: Path, workers: int | None = None
+) -> dict[str, str]:
+    """Open every image the result's items reference; drop the items whose file is unusable.
+
+    Each remaining item gets ``image_size`` = the stored size of its file, and a DICOM's view position
+    where the adapter found none. Dropped items are counted in ``result.skipped`` under
+    ``"image file unreadable"`` (the adapter has counted its own ``bad_files`` already).
+
+    Args:
+        result: adapter result (changed in place).
+        out_dir: the datalist folder item paths are relative to.
+        workers: check processes (default: the CPU count).
+
+    Returns:
+        Every bad file (the adapter's own ``bad_files`` and those found here): path -> reason.
+    """
+    def path_of(item: dict[str, Any]) -> str:
+        return str((out_dir / item["image"]).resolve())
+
+    todo = [path_of(it) for items in result.splits.values() for it in items]
+    good, bad = inspect_images([p for p in todo if p not in result.image_info], workers)
+    good.update(result.image_info)
+    for split, items in result.splits.items():
+        kept = []
+        for item in items:
+            path = path_of(item)
+            if path in bad:
+                result.skipped.add("image file unreadable", f"{item['image']}: {bad[path]}")
+                continue
+            info = good[path]
+            item["image_size"] = [info.width, info.height]
+            if not item.get("view") and norm_view(info.view):
+                item["view"] = norm_view(info.view)
+            kept.append(item)
+        result.splits[split] = kept
+    return {**result.bad_files, **bad}
+
+
 def prepare_dataset(
     name: str,
     root: str | Path,
     out_dir: str | Path,
     seed: int = 0,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    strict: bool = False,
+    workers: int | None = None,
     **options: Any,
 ) -> tuple[Path, AdapterResult]:
-    """Run an adapter and write ``<out_dir>/<datalist name>.json`` plus its split CSV.
+    """Run an adapter, check every image, write ``<out_dir>/<datalist name>.json`` and its split CSV.
+
+    Every referenced image is opened (:func:`check_items`); the bad ones are left out and listed with
+    their reasons, with the adapter's warnings and the counts, in ``<out_dir>/prepare_report.json``.
 
     Args:
         name: registry name (see :data:`ADAPTERS`).
@@ -69,6 +119,8 @@ def prepare_dataset(
         out_dir: output folder (created).
         seed: seed of splits and fractions.
         fractions: training fractions written next to the full training split.
+        strict: stop (raise :class:`AdapterError`) when any image file is bad, writing no datalist.
+        workers: image-check processes (default: the CPU count).
         **options: adapter options (``val_ratio``, ``test_ratio``, ``reports_root``, ...).
 
     Returns:
@@ -77,12 +129,31 @@ def prepare_dataset(
     Raises:
         FileNotFoundError: ``root`` is not a folder.
         AdapterError: the layout is not as documented.
+        StrictCheckError: ``strict`` and a bad image file (the report is written first).
     """
     root, out_dir = Path(root), Path(out_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data set folder {root} not found")
     out_dir.mkdir(parents=True, exist_ok=True)
     result = get_adapter(name)(root, out_dir, seed=seed, **options)
+    bad = check_items(result, out_dir, workers)
+    report = {
+        "dataset": name,
+        "source": str(root.resolve()),
+        "layout": result.layout,
+        "warnings": result.warnings,
+        "items": {split: len(items) for split, items in result.splits.items()},
+        "skipped": dict(result.skipped.counts),
+        "bad_files": [{"file": f, "reason": r} for f, r in sorted(bad.items())],
+        "strict": strict,
+    }
+    (out_dir / "prepare_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    if strict and bad:
+        first = next(iter(sorted(bad.items())))
+        raise StrictCheckError(
+            f"{len(bad)} bad image file(s) with --strict, e.g. {first[0]}: {first[1]}; "
+            f"all are listed in {out_dir / 'prepare_report.json'}"
+        )
     extra = {
         "skipped": dict(result.skipped.counts),
         "notes": dict(result.notes.counts),

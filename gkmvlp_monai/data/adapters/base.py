@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from gkmvlp_monai.data.datalist import SkipLog
+from gkmvlp_monai.data.image_check import ImageInfo
 
 
 class AdapterError(ValueError):
@@ -28,6 +29,11 @@ class AdapterResult:
         description: free text for the datalist.
         skipped: rows skipped, by reason.
         notes: rows kept but flagged (e.g. reports missing sections), by reason.
+        bad_files: image files the adapter found unusable itself (and counted in ``skipped``): path ->
+            reason; the other files are checked by :func:`gkmvlp_monai.data.adapters.prepare_dataset`.
+        image_info: files the adapter already checked: path -> :class:`ImageInfo` (not checked again).
+        layout: which of the data set's documented layouts was found, when it has several.
+        warnings: fallbacks taken (e.g. no official split file), printed by the CLI.
     """
 
     name: str
@@ -37,6 +43,10 @@ class AdapterResult:
     description: str = ""
     skipped: SkipLog = field(default_factory=SkipLog)
     notes: SkipLog = field(default_factory=SkipLog)
+    bad_files: dict[str, str] = field(default_factory=dict)
+    image_info: dict[str, ImageInfo] = field(default_factory=dict)
+    layout: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def require_file(root: Path, *candidates: str) -> Path:
@@ -59,6 +69,20 @@ def require_file(root: Path, *candidates: str) -> Path:
     raise AdapterError(
         f"{root}: none of {list(candidates)} found; see docs/datasets.md for the expected layout"
     )
+
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.zip")
+
+
+def optional_table(root: Path, *stems: str) -> Path | None:
+    """First existing ``<stem><suffix>`` under ``root``, for each stem in order and each of
+    :data:`TABLE_SUFFIXES` (the forms the data sets are distributed in), else ``None``."""
+    return optional_file(root, *(stem + suffix for stem in stems for suffix in TABLE_SUFFIXES))
+
+
+def require_table(root: Path, *stems: str) -> Path:
+    """Like :func:`optional_table`, but raises :class:`AdapterError` listing what was looked for."""
+    return require_file(root, *(stem + suffix for stem in stems for suffix in TABLE_SUFFIXES))
 
 
 def optional_file(root: Path, *candidates: str) -> Path | None:

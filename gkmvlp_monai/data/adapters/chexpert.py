@@ -3,7 +3,7 @@
 Layout (Stanford AIMI download; the ``Path`` column starts with the folder's own name)::
 
     <root> = CheXpert-v1.0-small/   (or CheXpert-v1.0/)
-        train.csv, valid.csv
+        train.csv, valid.csv   (.csv.gz/.csv.zip too)
         train/patient00001/study1/view1_frontal.jpg
         valid/patient64541/study1/view1_frontal.jpg
 
@@ -21,10 +21,14 @@ from gkmvlp_monai.data.adapters.base import (
     AdapterResult,
     parse_label_value,
     read_csv,
-    require_file,
+    require_table,
 )
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.knowledge.vocab import label_set
+
+
+# CheXpert's own "AP/PA" codes (blank for most laterals): LL = left lateral, RL = right lateral
+CHEXPERT_VIEWS = {"AP": "AP", "PA": "PA", "LL": "LL", "RL": "LATERAL"}
 
 
 def resolve_chexpert_path(root: Path, rel: str) -> Path:
@@ -54,10 +58,10 @@ def adapt_chexpert(
     """
     classes = label_set("chexpert14")
     cols = ["Path", "Frontal/Lateral", "AP/PA", *classes]
-    skipped = SkipLog()
+    skipped, notes = SkipLog(), SkipLog()
     items, official = [], {}
-    for csv_name, split in (("train.csv", "train"), ("valid.csv", "test")):
-        path = require_file(root, csv_name)
+    for stem, split in (("train", "train"), ("valid", "test")):
+        path = require_table(root, stem)
         df = read_csv(path, cols)
         for row_no, row in enumerate(df.to_dict("records"), start=2):
             rel = row["Path"].strip()
@@ -72,11 +76,12 @@ def adapt_chexpert(
             fl = row["Frontal/Lateral"].strip()
             if fl not in ("Frontal", "Lateral"):
                 raise AdapterError(f"{path} line {row_no}: Frontal/Lateral is {fl!r}")
-            view = (
-                "LATERAL"
-                if fl == "Lateral"
-                else (row["AP/PA"].strip().upper() if row["AP/PA"].strip().upper() in ("AP", "PA") else "")
-            )
+            code = row["AP/PA"].strip().upper()
+            if code and code not in CHEXPERT_VIEWS:
+                raise AdapterError(f"{path} line {row_no}: AP/PA is {row['AP/PA']!r}, not one of {sorted(CHEXPERT_VIEWS)}")
+            view = CHEXPERT_VIEWS[code] if code else ("LATERAL" if fl == "Lateral" else "")
+            if view and (view in ("AP", "PA")) != (fl == "Frontal"):
+                notes.add("Frontal/Lateral and AP/PA disagree (AP/PA kept)", f"{rel}: {fl}, {code}")
             image_id = "/".join(parts[-3:])[: -len(image.suffix)] if image.suffix else "/".join(parts[-3:])
             items.append(
                 {
@@ -99,4 +104,5 @@ def adapt_chexpert(
         label_type="multilabel",
         description="CheXpert; official valid.csv = test; train.csv split per patient; -1 = uncertain kept",
         skipped=skipped,
+        notes=notes,
     )

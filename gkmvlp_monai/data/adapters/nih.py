@@ -2,8 +2,8 @@
 
 Layout (NIH box download or the Kaggle mirror ``nih-chest-xrays/data``)::
 
-    <root>/Data_Entry_2017_v2020.csv   (or Data_Entry_2017.csv)
-    <root>/BBox_List_2017.csv          (optional: lesion boxes)
+    <root>/Data_Entry_2017_v2020.csv   (or Data_Entry_2017.csv; .csv.gz/.csv.zip too)
+    <root>/BBox_List_2017.csv          (optional: lesion boxes; .csv.gz/.csv.zip too)
     <root>/train_val_list.txt, test_list.txt   (optional: official split)
     <root>/images/*.png  or  <root>/images_001/images/*.png ... images_012/images/*.png
 """
@@ -13,13 +13,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, optional_file, read_csv, require_file
+from gkmvlp_monai.data.adapters.base import (
+    AdapterError,
+    AdapterResult,
+    optional_file,
+    optional_table,
+    read_csv,
+    require_table,
+)
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.knowledge.vocab import label_set
 
 # BBox_List_2017 spells one class differently from Data_Entry's "Finding Labels"
 BBOX_LABEL_MAP = {"Infiltrate": "Infiltration"}
 NO_FINDING = "No Finding"
+
+
+def nih_layout(root: Path) -> tuple[str, list[Path]]:
+    """Which of the two distributed image layouts ``root`` has, and its image folders.
+
+    Returns:
+        ``(description, folders)``: ``images/`` (one folder) or ``images_001/images ... images_NNN/images``
+        (the twelve-archive download and the Kaggle mirror).
+
+    Raises:
+        AdapterError: neither layout is there.
+    """
+    parts = sorted(p for p in root.glob("images_[0-9][0-9][0-9]/images") if p.is_dir())
+    flat = root / "images"
+    if flat.is_dir() and parts:
+        raise AdapterError(f"{root}: both images/ and images_NNN/images/ folders exist; keep one layout")
+    if flat.is_dir():
+        return "images/ (one folder)", [flat]
+    if parts:
+        names = f"{parts[0].parent.name}/images ... {parts[-1].parent.name}/images"
+        return f"{names} ({len(parts)} archive folders)", parts
+    raise AdapterError(
+        f"{root}: no images/ folder and no images_NNN/images/ folders; see docs/datasets.md for the layout"
+    )
 
 
 def index_images(root: Path, pattern: str = "*.png") -> dict[str, Path]:
@@ -91,14 +122,17 @@ def adapt_nih(
         AdapterError: missing label file or column, unknown finding label.
     """
     classes = label_set("nih14")
-    entry = require_file(
-        root, "Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv.gz"
-    )
+    entry = require_table(root, "Data_Entry_2017_v2020", "Data_Entry_2017")
     df = read_csv(entry, ["Image Index", "Finding Labels", "Patient ID", "View Position"])
-    size_cols = [c for c in df.columns if c.startswith("OriginalImage[Width")]
-    bbox_file = optional_file(root, "BBox_List_2017.csv", "BBox_List_2017.csv.gz")
+    bbox_file = optional_table(root, "BBox_List_2017")
     boxes = read_nih_boxes(bbox_file, classes) if bbox_file else {}
-    images = index_images(root)
+    layout, folders = nih_layout(root)
+    images: dict[str, Path] = {}
+    for folder in folders:
+        for name, path in index_images(folder).items():
+            if name in images:
+                raise AdapterError(f"{root}: image name {name} appears twice ({images[name]}, {path})")
+            images[name] = path
     skipped = SkipLog()
     items = []
     for row_no, row in enumerate(df.to_dict("records"), start=2):
@@ -122,12 +156,6 @@ def adapt_nih(
             else "",
             "label": [1.0 if c in labels else 0.0 for c in classes],
         }
-        if size_cols:
-            i = df.columns.get_loc(size_cols[0])
-            try:
-                item["image_size"] = [int(float(row[size_cols[0]])), int(float(row[df.columns[i + 1]]))]
-            except (ValueError, IndexError) as err:
-                raise AdapterError(f"{entry} line {row_no}: bad original image size") from err
         if name in boxes:
             item["lesion_boxes"] = [b for b, _ in boxes[name]]
             item["lesion_labels"] = [lab for _, lab in boxes[name]]
@@ -135,6 +163,14 @@ def adapt_nih(
     train_list = _read_list(optional_file(root, "train_val_list.txt"))
     test_list = _read_list(optional_file(root, "test_list.txt"))
     official = None
+    warnings = []
+    if not test_list:
+        warnings.append(
+            f"{root}: no official test_list.txt, so the split is per patient (test {test_ratio:.0%}, "
+            f"validation {val_ratio:.0%}, seed {seed}); results are not comparable with the official split"
+        )
+    elif not train_list:
+        warnings.append(f"{root}: test_list.txt but no train_val_list.txt: every other image is training/validation")
     if test_list:
         official = {n[:-4]: "test" for n in test_list}
         official.update({n[:-4]: "train" for n in train_list})
@@ -149,4 +185,6 @@ def adapt_nih(
         description="NIH ChestX-ray14; label = nih14 ('No Finding' = all zeros); lesion boxes from BBox_List_2017"
         + ("; official train_val/test lists" if official else "; patient-level split"),
         skipped=skipped,
+        layout=layout,
+        warnings=warnings,
     )

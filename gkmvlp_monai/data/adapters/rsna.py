@@ -2,7 +2,8 @@
 
 Layout::
 
-    <root>/stage_2_train_labels.csv        patientId,x,y,width,height,Target (one row per box)
+    <root>/stage_2_train_labels.csv        patientId,x,y,width,height,Target (one row per box;
+                                           .csv.zip as distributed, or .csv.gz)
     <root>/stage_2_train_images/<patientId>.dcm
 
 Each patient has one image; rows with ``Target`` 1 carry one box each ([x, y, width, height] in
@@ -15,26 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pydicom
-
-from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view, read_csv, require_file
+from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view, read_csv, require_file, require_table
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
+from gkmvlp_monai.data.image_check import inspect_images
 from gkmvlp_monai.knowledge.vocab import label_set
-
-
-def read_dicom_header(path: Path) -> tuple[str, list[int]]:
-    """``(view, [width, height])`` from a DICOM header (pixels are not read).
-
-    Raises:
-        AdapterError: unreadable DICOM or no Rows/Columns, naming the file.
-    """
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception as err:  # pydicom raises several types for broken files
-        raise AdapterError(f"{path}: not a readable DICOM file ({err})") from err
-    if "Rows" not in ds or "Columns" not in ds:
-        raise AdapterError(f"{path}: DICOM header has no Rows/Columns")
-    return norm_view(str(ds.get("ViewPosition", ""))), [int(ds.Columns), int(ds.Rows)]
 
 
 def adapt_rsna(
@@ -56,7 +41,7 @@ def adapt_rsna(
         AdapterError: missing file or column, malformed box, conflicting ``Target`` values.
     """
     classes = label_set("rsna_pneumonia")
-    labels_csv = require_file(root, "stage_2_train_labels.csv", "stage_1_train_labels.csv")
+    labels_csv = require_table(root, "stage_2_train_labels", "stage_1_train_labels")
     image_dir = require_file(root, "stage_2_train_images", "stage_1_train_images")
     df = read_csv(labels_csv, ["patientId", "x", "y", "width", "height", "Target"])
     per_patient: dict[str, dict[str, Any]] = {}
@@ -64,7 +49,8 @@ def adapt_rsna(
         pid, target = row["patientId"].strip(), row["Target"].strip()
         if target not in ("0", "1"):
             raise AdapterError(f"{labels_csv} line {row_no}: Target {target!r} is not 0 or 1")
-        entry = per_patient.setdefault(pid, {"target": target, "boxes": []})
+        entry = per_patient.setdefault(pid, {"target": target, "boxes": [], "rows": 0})
+        entry["rows"] += 1
         if entry["target"] != target:
             raise AdapterError(f"{labels_csv} line {row_no}: patient {pid} has both Target 0 and 1 rows")
         if target == "1":
@@ -76,20 +62,26 @@ def adapt_rsna(
                 raise AdapterError(f"{labels_csv} line {row_no}: negative box size")
             entry["boxes"].append([x, y, x + w, y + h])
     skipped = SkipLog()
+    paths = {pid: image_dir / f"{pid}.dcm" for pid in per_patient}
+    for pid, path in paths.items():
+        if not path.is_file():
+            skipped.add("image file missing", path.name, n=per_patient[pid]["rows"])
+    good, bad = inspect_images([str(p) for p in paths.values() if p.is_file()], desc="reading DICOM headers")
     items = []
     for pid, entry in per_patient.items():
-        path = image_dir / f"{pid}.dcm"
-        if not path.is_file():
-            skipped.add("image file missing", path.name)
+        info = good.get(str(paths[pid]))
+        if info is None:
+            if str(paths[pid]) in bad:
+                reason = bad[str(paths[pid])]
+                skipped.add("image file unreadable", f"{paths[pid].name}: {reason}", n=entry["rows"])
             continue
-        view, size = read_dicom_header(path)
         items.append(
             {
-                "image": relative_to(path, out_dir),
+                "image": relative_to(paths[pid], out_dir),
                 "image_id": pid,
                 "subject_id": pid,
-                "view": view,
-                "image_size": size,
+                "view": norm_view(info.view),
+                "image_size": [info.width, info.height],
                 "label": [float(entry["target"] == "1")],
                 "lesion_boxes": entry["boxes"],
                 "lesion_labels": [classes[0]] * len(entry["boxes"]),
@@ -103,4 +95,6 @@ def adapt_rsna(
         label_type="multilabel",
         description="RSNA Pneumonia Detection (stage 2 train); boxes xyxy in DICOM pixels; patient-level split",
         skipped=skipped,
+        bad_files=bad,
+        image_info=good,
     )

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <root>/train-rle.csv      (or stage_2_train.csv) header "ImageId, EncodedPixels"
+    <root>/train-rle.csv      (or stage_2_train.csv; .csv.gz/.csv.zip too) header "ImageId, EncodedPixels"
     <root>/dicom-images-train/<study uid>/<series uid>/<ImageId>.dcm
 
 RLE format (checked on the real file shipped in the torchxrayvision wheel): pairs ``offset length``
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, read_csv, require_file
-from gkmvlp_monai.data.adapters.rsna import read_dicom_header
+from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view, read_csv, require_table
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
+from gkmvlp_monai.data.image_check import inspect_images
 from gkmvlp_monai.knowledge.vocab import label_set
 
 
@@ -102,7 +102,7 @@ def adapt_siim(
         AdapterError: missing file or column, malformed RLE (naming file and line).
     """
     classes = label_set("siim_pneumothorax")
-    rle_csv = require_file(root, "train-rle.csv", "stage_2_train.csv", "train-rle.csv.gz")
+    rle_csv = require_table(root, "train-rle", "stage_2_train")
     df = read_csv(rle_csv, ["ImageId", "EncodedPixels"])
     rles: dict[str, list[tuple[int, str]]] = {}
     for row_no, row in enumerate(df.to_dict("records"), start=2):
@@ -111,19 +111,32 @@ def adapt_siim(
     mask_dir = Path(out_dir) / "siim_masks"
     mask_dir.mkdir(parents=True, exist_ok=True)
     skipped = SkipLog()
+    for image_id, rows in rles.items():
+        if image_id not in dicoms:
+            skipped.add("image file missing", f"{image_id}.dcm", n=len(rows))
+    found = [str(dicoms[i]) for i in rles if i in dicoms]
+    good, bad = inspect_images(found, desc="reading DICOM headers")
     items = []
     for image_id, rows in rles.items():
         path = dicoms.get(image_id)
         if path is None:
-            skipped.add("image file missing", f"{image_id}.dcm")
             continue
-        view, (width, height) = read_dicom_header(path)
+        if str(path) in bad:
+            skipped.add("image file unreadable", f"{path.name}: {bad[str(path)]}", n=len(rows))
+            continue
+        info = good[str(path)]
+        width, height = info.width, info.height
         mask = np.zeros((height, width), dtype=np.uint8)
-        for row_no, rle in rows:
-            try:
+        try:
+            for row_no, rle in rows:
                 mask |= decode_siim_rle(rle, width, height)
-            except ValueError as err:
+        except ValueError as err:
+            if "exceeds" not in str(err):
                 raise AdapterError(f"{rle_csv} line {row_no}: {err}") from err
+            reason = f"mask of {rle_csv.name} line {row_no} does not fit the {width} x {height} image ({err})"
+            bad[str(path)] = reason
+            skipped.add("image size does not fit its mask", f"{path}: {reason}", n=len(rows))
+            continue
         mask_path = mask_dir / f"{image_id}.png"
         Image.fromarray(mask * 255).save(mask_path)
         items.append(
@@ -131,7 +144,7 @@ def adapt_siim(
                 "image": relative_to(path, out_dir),
                 "image_id": image_id,
                 "subject_id": image_id,
-                "view": view,
+                "view": norm_view(info.view),
                 "image_size": [width, height],
                 "label": [float(mask.any())],
                 "mask": relative_to(mask_path, out_dir),
@@ -145,4 +158,6 @@ def adapt_siim(
         label_type="multilabel",
         description="SIIM-ACR Pneumothorax; masks decoded from RLE (column-major, relative offsets), rows unioned",
         skipped=skipped,
+        bad_files=bad,
+        image_info={p: i for p, i in good.items() if p not in bad},
     )
