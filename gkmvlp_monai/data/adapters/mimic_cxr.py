@@ -266,6 +266,12 @@ def _adapt_mimic(
         + ("; official split" if official is not None else "; patient-level split"),
         skipped=skipped,
         notes=notes,
+        warnings=[]
+        if official is not None
+        else [
+            f"{csv_root}: no mimic-cxr-2.0.0-split.csv[.gz], so the split is per patient (test "
+            f"{test_ratio:.0%}, validation {val_ratio:.0%}, seed {seed}); not comparable with the official split"
+        ],
     )
 
 
