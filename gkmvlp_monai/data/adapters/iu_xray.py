@@ -17,7 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view, optional_file, read_csv
+from gkmvlp_monai.data.adapters.base import (
+    AdapterError,
+    AdapterResult,
+    norm_view,
+    optional_file,
+    optional_table,
+    read_csv,
+)
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.knowledge.iu_xml import parse_iu_xml
 from gkmvlp_monai.knowledge.sections import report_text
@@ -25,13 +32,13 @@ from gkmvlp_monai.knowledge.sections import report_text
 
 def _read_views(root: Path) -> dict[str, str]:
     views: dict[str, str] = {}
-    proj = optional_file(root, "indiana_projections.csv")
+    proj = optional_table(root, "indiana_projections")
     if proj is not None:
         df = read_csv(proj, ["uid", "filename", "projection"])
         for r in df.to_dict("records"):
             stem = r["filename"].strip().removesuffix(".png").removesuffix(".dcm")
             views[f"CXR{stem}"] = "LATERAL" if r["projection"].strip().lower() == "lateral" else ""
-    meta = optional_file(root, "nlmcxr_dicom_metadata.csv.gz", "nlmcxr_dicom_metadata.csv")
+    meta = optional_table(root, "nlmcxr_dicom_metadata")
     if meta is not None:
         df = read_csv(meta, ["imageid", "View Position"], low_memory=False)
         for r in df.to_dict("records"):
