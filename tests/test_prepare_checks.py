@@ -270,3 +270,18 @@ def test_removing_one_subject_moves_no_other_through_an_adapter(tmp_path: Path, 
     assert len(after) == len(before) - 1
     assert after == {k: v for k, v in before.items() if k in after}
     assert _members(rest) == _members(full) - {gone.stem}
+
+
+def test_files_the_adapter_checked_are_not_checked_again(tmp_path: Path, monkeypatch) -> None:
+    from gkmvlp_monai.data import image_check
+
+    calls: list[str] = []
+    inner = image_check._inspect_one
+    monkeypatch.setattr(image_check, "_inspect_one", lambda p: calls.append(p) or inner(p))
+    root = _rsna(tmp_path / "rsna", 4)
+    _cut(root / "stage_2_train_images" / "p1.dcm", 300)
+    monkeypatch.chdir(tmp_path)  # a relative root, as typed on the command line
+    prepare_dataset("rsna", Path("rsna"), tmp_path / "out", workers=1)
+    assert len(calls) == 4  # each DICOM once, by the adapter
+    report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
+    assert [b["file"] for b in report["bad_files"]] == [str(root / "stage_2_train_images" / "p1.dcm")]

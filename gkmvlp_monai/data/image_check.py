@@ -30,6 +30,8 @@ __all__ = ["ImageFileError", "ImageInfo", "inspect_image", "inspect_images"]
 
 # below this many files the check runs in this process (no pool start-up)
 _PARALLEL_MIN = 64
+# off a terminal, fewer files than this print only the final progress line
+_PROGRESS_STEPS_MIN = 200
 
 
 class ImageFileError(ValueError):
@@ -144,7 +146,8 @@ def _inspect_one(path: str) -> tuple[str, ImageInfo | None, str]:
 
 
 class _Progress:
-    """One progress line on stderr: redrawn in place on a terminal, every tenth otherwise."""
+    """One progress line on stderr: redrawn in place on a terminal; otherwise a line per tenth (for at
+    least :data:`_PROGRESS_STEPS_MIN` files) and one at the end."""
 
     def __init__(self, desc: str, total: int) -> None:
         self.desc, self.total, self.done, self.bad = desc, total, 0, 0
@@ -159,7 +162,9 @@ class _Progress:
             self.last = now
             end = "\n" if self.done == self.total else ""
             print(f"\r{self._text()}", end=end, file=sys.stderr, flush=True)
-        elif not self.tty and self.done * 10 >= self.next_tenth * self.total:
+        elif not self.tty and (self.done == self.total or self.total >= _PROGRESS_STEPS_MIN) and (
+            self.done * 10 >= self.next_tenth * self.total
+        ):
             self.next_tenth = self.done * 10 // self.total + 1
             print(self._text(), file=sys.stderr, flush=True)
 

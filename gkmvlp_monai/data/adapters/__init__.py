@@ -79,9 +79,10 @@ def check_items(
     def path_of(item: dict[str, Any]) -> str:
         return str((out_dir / item["image"]).resolve())
 
+    known = {str(Path(p).resolve()): info for p, info in result.image_info.items()}
     todo = [path_of(it) for items in result.splits.values() for it in items]
-    good, bad = inspect_images([p for p in todo if p not in result.image_info], workers)
-    good.update(result.image_info)
+    good, bad = inspect_images([p for p in todo if p not in known], workers)
+    good.update(known)
     for split, items in result.splits.items():
         kept = []
         for item in items:
@@ -95,7 +96,7 @@ def check_items(
                 item["view"] = norm_view(info.view)
             kept.append(item)
         result.splits[split] = kept
-    return {**result.bad_files, **bad}
+    return {**{str(Path(p).resolve()): r for p, r in result.bad_files.items()}, **bad}
 
 
 def prepare_dataset(
