@@ -285,3 +285,33 @@ def test_files_the_adapter_checked_are_not_checked_again(tmp_path: Path, monkeyp
     assert len(calls) == 4  # each DICOM once, by the adapter
     report = json.loads((tmp_path / "out" / "prepare_report.json").read_text())
     assert [b["file"] for b in report["bad_files"]] == [str(root / "stage_2_train_images" / "p1.dcm")]
+
+
+def test_removing_one_chexpert_patient_moves_no_other(tmp_path: Path) -> None:
+    from gkmvlp_monai.knowledge.vocab import label_set
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    classes = label_set("chexpert14")
+    header = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(classes) + "\n"
+    rows = []
+    for i in range(40):
+        for view in ("view1_frontal", "view2_lateral"):
+            rel = f"CheXpert-v1.0-small/train/patient{i:05d}/study1/{view}.jpg"
+            _jpg(root / "train" / f"patient{i:05d}" / "study1" / f"{view}.jpg", (8, 8))
+            fl, code = ("Frontal", "PA") if "frontal" in view else ("Lateral", "")
+            rows.append(f"{rel},Female,50,{fl},{code}," + ",".join("" for _ in classes))
+    (root / "train.csv").write_text(header + "\n".join(rows) + "\n")
+    _jpg(root / "valid" / "patient90000" / "study1" / "view1_frontal.jpg", (8, 8))
+    (root / "valid.csv").write_text(
+        header
+        + "CheXpert-v1.0-small/valid/patient90000/study1/view1_frontal.jpg,Male,60,Frontal,PA,"
+        + ",".join("0" for _ in classes)
+        + "\n"
+    )
+    full, _ = prepare_dataset("chexpert", root, tmp_path / "full", fractions=(0.1,), workers=1)
+    (root / "train" / "patient00007" / "study1" / "view1_frontal.jpg").unlink()
+    rest, _ = prepare_dataset("chexpert", root, tmp_path / "rest", fractions=(0.1,), workers=1)
+    before, after = _splits(full), _splits(rest)
+    assert set(before) - set(after) == {"patient00007/study1/view1_frontal"}
+    assert after == {k: v for k, v in before.items() if k in after}
+    assert _members(rest) == _members(full) - {"patient00007/study1/view1_frontal"}
