@@ -106,8 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {fraction_key(f):<16}{len(doc.get(fraction_key(f), [])):4d} items")
     print(f"skipped rows ({result.skipped.total}):\n{result.skipped.summary()}")
     print(f"flagged rows ({result.notes.total}):\n{result.notes.summary()}")
-    report = json.loads((args.out / "prepare_report.json").read_text(encoding="utf-8"))
-    print(f"bad image files: {len(report['bad_files'])} (listed in {args.out / 'prepare_report.json'})")
+    print(f"bad image files: {len(result.bad_files)} (listed in {args.out / 'prepare_report.json'})")
     return 0
 
 

@@ -112,7 +112,8 @@ def prepare_dataset(
     """Run an adapter, check every image, write ``<out_dir>/<datalist name>.json`` and its split CSV.
 
     Every referenced image is opened (:func:`check_items`); the bad ones are left out and listed with
-    their reasons, with the adapter's warnings and the counts, in ``<out_dir>/prepare_report.json``.
+    their reasons, with the adapter's warnings and the counts, in ``<out_dir>/prepare_report.json``;
+    the returned result's ``bad_files`` then holds all of them.
 
     Args:
         name: registry name (see :data:`ADAPTERS`).
@@ -137,7 +138,7 @@ def prepare_dataset(
         raise FileNotFoundError(f"data set folder {root} not found")
     out_dir.mkdir(parents=True, exist_ok=True)
     result = get_adapter(name)(root, out_dir, seed=seed, **options)
-    bad = check_items(result, out_dir, workers)
+    bad = result.bad_files = check_items(result, out_dir, workers)
     report = {
         "dataset": name,
         "source": str(root.resolve()),

@@ -30,7 +30,8 @@ class AdapterResult:
         skipped: rows skipped, by reason.
         notes: rows kept but flagged (e.g. reports missing sections), by reason.
         bad_files: image files the adapter found unusable itself (and counted in ``skipped``): path ->
-            reason; the other files are checked by :func:`gkmvlp_monai.data.adapters.prepare_dataset`.
+            reason; the other files are checked by :func:`gkmvlp_monai.data.adapters.prepare_dataset`,
+            which then sets this to every bad file.
         image_info: files the adapter already checked: path -> :class:`ImageInfo` (not checked again).
         layout: which of the data set's documented layouts was found, when it has several.
         warnings: fallbacks taken (e.g. no official split file), printed by the CLI.

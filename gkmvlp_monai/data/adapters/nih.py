@@ -10,6 +10,7 @@ Layout (NIH box download or the Kaggle mirror ``nih-chest-xrays/data``)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +54,20 @@ def nih_layout(root: Path) -> tuple[str, list[Path]]:
     )
 
 
-def index_images(root: Path, pattern: str = "*.png") -> dict[str, Path]:
-    """Map file name -> path for every image under ``root`` (recursive).
+def index_images(folders: Sequence[Path], pattern: str = "*.png") -> dict[str, Path]:
+    """Map file name -> path for every image under ``folders`` (recursive).
 
     Raises:
         AdapterError: two different files share a name.
     """
     found: dict[str, Path] = {}
-    for path in sorted(root.rglob(pattern)):
-        if path.name in found and found[path.name] != path:
-            raise AdapterError(f"{root}: image name {path.name} appears twice ({found[path.name]}, {path})")
-        found[path.name] = path
+    for folder in folders:
+        for path in sorted(folder.rglob(pattern)):
+            if path.name in found and found[path.name] != path:
+                raise AdapterError(
+                    f"{folder}: image name {path.name} appears twice ({found[path.name]}, {path})"
+                )
+            found[path.name] = path
     return found
 
 
@@ -127,12 +131,7 @@ def adapt_nih(
     bbox_file = optional_table(root, "BBox_List_2017")
     boxes = read_nih_boxes(bbox_file, classes) if bbox_file else {}
     layout, folders = nih_layout(root)
-    images: dict[str, Path] = {}
-    for folder in folders:
-        for name, path in index_images(folder).items():
-            if name in images:
-                raise AdapterError(f"{root}: image name {name} appears twice ({images[name]}, {path})")
-            images[name] = path
+    images = index_images(folders)
     skipped = SkipLog()
     items = []
     for row_no, row in enumerate(df.to_dict("records"), start=2):

@@ -28,6 +28,10 @@ from gkmvlp_monai.data.image_check import inspect_images
 from gkmvlp_monai.knowledge.vocab import label_set
 
 
+class RLEOutOfBoundsError(ValueError):
+    """A well-formed RLE whose runs go past the image: the image is not the size the mask was drawn on."""
+
+
 def decode_siim_rle(rle: str, width: int, height: int) -> np.ndarray:
     """Decode one SIIM RLE string to a ``[height, width]`` uint8 mask (1 inside).
 
@@ -56,7 +60,7 @@ def decode_siim_rle(rle: str, width: int, height: int) -> np.ndarray:
     for offset, length in zip(values[0::2], values[1::2]):
         pos += int(offset)
         if pos + length > flat.size:
-            raise ValueError(f"RLE run {pos}+{length} exceeds {width}x{height} image")
+            raise RLEOutOfBoundsError(f"RLE run {pos}+{length} exceeds {width}x{height} image")
         flat[pos : pos + length] = 1
         pos += int(length)
     return flat.reshape(width, height).T.copy()
@@ -130,13 +134,13 @@ def adapt_siim(
         try:
             for row_no, rle in rows:
                 mask |= decode_siim_rle(rle, width, height)
-        except ValueError as err:
-            if "exceeds" not in str(err):
-                raise AdapterError(f"{rle_csv} line {row_no}: {err}") from err
+        except RLEOutOfBoundsError as err:
             reason = f"mask of {rle_csv.name} line {row_no} does not fit the {width} x {height} image ({err})"
             bad[str(path)] = reason
             skipped.add("image size does not fit its mask", f"{path}: {reason}", n=len(rows))
             continue
+        except ValueError as err:
+            raise AdapterError(f"{rle_csv} line {row_no}: {err}") from err
         mask_path = mask_dir / f"{image_id}.png"
         Image.fromarray(mask * 255).save(mask_path)
         items.append(
