@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from gkmvlp_monai.knowledge.vocab import region_names
+from gkmvlp_monai.core.vocab import region_names
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "cxr_anatomy" / "configs"
 

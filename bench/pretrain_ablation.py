@@ -71,7 +71,7 @@ def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: i
 
 def zero_shot_localization(run: Path, datalist: Path) -> dict[str, Any]:
     """Zero-shot grounding figures of a variant's ``models/model.pt`` (localization bundle, test split)."""
-    from gkmvlp_monai.apps.localization_study import run_study
+    from gkmvlp_monai.tasks.localization.study import run_study
 
     out = run / "zero_shot_localization"
     done = out / "localization_results.json"

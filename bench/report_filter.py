@@ -8,7 +8,7 @@ separately and were never read to write rules: ``--show-errors`` prints errors o
 its test split is not the held-out set of this bench.)
 
 The unit is the MeSH finding term (the issue's unit). A term maps to a set of entities
-(``configs/vocab/mesh_map.json``: its ``entities`` plus any ``qualifier_entities`` override, e.g.
+(``gkmvlp_monai/core/vocabularies/mesh_map.json``: its ``entities`` plus any ``qualifier_entities`` override, e.g.
 ``Markings`` -> ``marking``, and ``Markings/bronchovascular`` -> ``crowd``). For the row of term T with
 entity set E(T):
 
@@ -22,7 +22,7 @@ entity set E(T):
 
 The top terms are the most frequent over all 3,955 reports (tag counts only; the same ten as before
 the split). After them come the entity groups of
-``configs/vocab/finding_classes.json`` (``support_devices``: gold = a tag maps to a member, e.g.
+``gkmvlp_monai/core/vocabularies/finding_classes.json`` (``support_devices``: gold = a tag maps to a member, e.g.
 ``Catheters, Indwelling``, ``Implanted Medical Device``, ``Surgical Instruments``, ``Spinal Fusion``;
 prediction = some member present) and the ``--extra`` terms (default ``Nodule``, ``Pneumonia``).
 Terms and groups with several entities get one row (the score) plus one indented detail row per entity.
@@ -49,12 +49,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gkmvlp_monai.core.paths import configs_dir
+from gkmvlp_monai.core.vocab import entity, entity_groups, regions
 from gkmvlp_monai.data.xrv_assets import iter_iu_report_xml
 from gkmvlp_monai.knowledge.iu_xml import IUReport, parse_iu_xml
 from gkmvlp_monai.knowledge.mesh import mesh_entities, mesh_map, parse_mesh_tag
 from gkmvlp_monai.knowledge.report_filter import ReportFilter
-from gkmvlp_monai.knowledge.vocab import entity, entity_groups, regions
-from gkmvlp_monai.paths import configs_dir
 
 NON_FINDINGS = frozenset({"normal", "tail_abnorm_obs"})
 #: iu-synth splits the rules were developed on, and the held-out one
@@ -344,7 +344,7 @@ def main() -> None:
     )
     print(
         f"\nMeSH term -> entity mapping of the top {len(ranked)} finding terms of the IU reports "
-        "(configs/vocab/mesh_map.json; gold read by meaning: compound terms assert each part):"
+        "(gkmvlp_monai/core/vocabularies/mesh_map.json; gold read by meaning: compound terms assert each part):"
     )
     mesh_terms = mesh_map()["terms"]
     for term, names, _ in ranked:

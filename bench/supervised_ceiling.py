@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gkmvlp_monai.knowledge.vocab import entities
-from gkmvlp_monai.metrics.classification import masked_multilabel_auc
-from gkmvlp_monai.networks.image import ImageEncoder
+from gkmvlp_monai.core.vocab import entities
+from gkmvlp_monai.engine.metrics import masked_multilabel_auc
+from gkmvlp_monai.models.image import ImageEncoder
 
 
 def load_split(root: Path, items: list[dict], side: int = 256) -> np.ndarray:

@@ -8,7 +8,7 @@ Two configurations are measured in the same run, each with its own network, opti
 
 Per step: data wait (a real ``DataLoader`` with workers over iu-synth items through the pre-training
 transforms), host-to-device copy, forward per stage (forward hooks on the sub-modules of
-:class:`~gkmvlp_monai.networks.gkmvlp.GKMVLP`; exclusive times, no synchronisation: CPU
+:class:`~gkmvlp_monai.models.gkmvlp.GKMVLP`; exclusive times, no synchronisation: CPU
 ``perf_counter`` on CPU, CUDA events on GPU), backward, optimizer step and the rest (``zero_grad``, loop).
 Backward is split per stage from one profiled step (``torch.profiler``; each autograd node is attributed
 to the forward stage that created it through its sequence number) scaled to the measured backward time.
@@ -44,15 +44,15 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from gkmvlp_monai.core.paths import data_dir
 from gkmvlp_monai.data.datalist import load_datalist
 from gkmvlp_monai.data.dataset import collate_skip_bad, make_dataset
-from gkmvlp_monai.engines.determinism import EpochSeededDataset
-from gkmvlp_monai.engines.pretrain import prepare_dict_batch
+from gkmvlp_monai.engine.determinism import EpochSeededDataset
+from gkmvlp_monai.engine.trainer import prepare_dict_batch
 from gkmvlp_monai.knowledge import vocab
 from gkmvlp_monai.knowledge.transforms import EntityTargetsd, ReportEntitiesd
-from gkmvlp_monai.networks.gkmvlp import GKMVLP, build_gkmvlp
-from gkmvlp_monai.networks.text import TokenizeReportd
-from gkmvlp_monai.paths import data_dir
+from gkmvlp_monai.models.gkmvlp import GKMVLP, build_gkmvlp
+from gkmvlp_monai.models.text import TokenizeReportd
 from gkmvlp_monai.transforms.pipelines import cxr_train_transforms
 
 # the demo set the README's first command builds (``python -m gkmvlp_monai.apps.demo --stages data``)

@@ -66,7 +66,7 @@ def build_chexpert_datalist(folder: Path) -> str:
     """A CheXpert-14 multi-label datalist of random 48x40 PNGs with region boxes (14 train / 6 / 6)."""
     import numpy as np
 
-    from gkmvlp_monai.knowledge.vocab import label_set, region_names
+    from gkmvlp_monai.core.vocab import label_set, region_names
 
     rng = np.random.default_rng(0)
     names = label_set("chexpert14")
@@ -90,7 +90,7 @@ def build_vqa_datalist(folder: Path) -> str:
     """iu-synth-style datalist: random 48x40 PNGs with region boxes and image-level qa lists (6 / 2 / 2)."""
     import numpy as np
 
-    from gkmvlp_monai.knowledge.vocab import region_names
+    from gkmvlp_monai.core.vocab import region_names
 
     rng = np.random.default_rng(0)
     boxes = {r: [4.0, 4.0, 30.0, 30.0] for r in region_names()[:5]}
@@ -130,7 +130,7 @@ def mark_resume_point(ckpt_dir: Path) -> int:
     """
     import torch
 
-    from gkmvlp_monai.engines.pretrain import latest_checkpoint
+    from gkmvlp_monai.engine.handlers import latest_checkpoint
 
     path = latest_checkpoint(str(ckpt_dir))
     ckpt = torch.load(path, weights_only=True)

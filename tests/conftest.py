@@ -25,7 +25,7 @@ def iu_synth_tiny(tmp_path_factory) -> str:
 
     Skipped, with the reason, when the torchxrayvision wheel (IU reports, lung masks) cannot be had.
     """
-    from gkmvlp_monai.data.iu_synth import build_iu_synth
+    from gkmvlp_monai.data.synth import build_iu_synth
     from gkmvlp_monai.data.xrv_assets import AssetUnavailableError
 
     out = tmp_path_factory.mktemp("iu_synth_tiny")
@@ -54,8 +54,8 @@ def vqa_datalist(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def pretrained_tiny_ckpt(tmp_path_factory) -> str:
     """A tiny GK-MVLP state dict at 64 px (random init), what downstream bundles load as pre-trained."""
-    from gkmvlp_monai.knowledge import vocab
-    from gkmvlp_monai.networks import build_gkmvlp
+    from gkmvlp_monai.core import vocab
+    from gkmvlp_monai.models import build_gkmvlp
 
     torch.manual_seed(0)
     net = build_gkmvlp("tiny", [e.description for e in vocab.entities()], image_size=64)

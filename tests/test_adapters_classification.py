@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from gkmvlp_monai.core.vocab import label_set
 from gkmvlp_monai.data.adapters import AdapterError, prepare_dataset
-from gkmvlp_monai.knowledge.vocab import label_set
 
 
 def _png(path: Path, size: tuple[int, int] = (8, 6)) -> None:

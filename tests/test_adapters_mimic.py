@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gkmvlp_monai.core.vocab import label_set
 from gkmvlp_monai.data.adapters import AdapterError, prepare_dataset
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
-from gkmvlp_monai.knowledge.vocab import label_set
 
 SUBJ = [
     ("10000032", "50414267", "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014", "PA", "train"),

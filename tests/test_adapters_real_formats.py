@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gkmvlp_monai.core.vocab import label_set
 from gkmvlp_monai.data.adapters import prepare_dataset
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
-from gkmvlp_monai.knowledge.vocab import label_set
 
 EXCERPTS = Path(__file__).parent / "fixtures" / "label_excerpts"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gkmvlp_monai.anatomy.atlas import Atlas, _fit_axis_maps, register_atlas
-from gkmvlp_monai.anatomy.boxes import box_iou_paired
-from gkmvlp_monai.anatomy.phantom import PhantomPose, chest_phantom
+from gkmvlp_monai.core.boxes import box_iou_paired
+from gkmvlp_monai.data.synth.phantom import PhantomPose, chest_phantom
+from gkmvlp_monai.transforms.atlas import Atlas, _fit_axis_maps, register_atlas
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gkmvlp_monai.anatomy.boxes import (
+from gkmvlp_monai.core.boxes import (
     box_iou_paired,
     boxes_from_dict,
     boxes_to_dict,
@@ -14,7 +14,7 @@ from gkmvlp_monai.anatomy.boxes import (
     letterbox,
     warp_boxes,
 )
-from gkmvlp_monai.knowledge.vocab import region_names
+from gkmvlp_monai.core.vocab import region_names
 
 
 def test_iou_and_giou_hand_worked() -> None:

@@ -8,10 +8,10 @@ import torch
 from ignite.engine import Events
 from monai.data import DataLoader
 
-from gkmvlp_monai.anatomy.model import RegionBoxLoss, RegionBoxNet, load_region_model, split_output
-from gkmvlp_monai.anatomy.phantom import PhantomPose, chest_phantom
-from gkmvlp_monai.anatomy.train import prepare_region_batch
-from gkmvlp_monai.engines.pretrain import GKMVLPTrainer
+from gkmvlp_monai.data.synth.phantom import PhantomPose, chest_phantom
+from gkmvlp_monai.engine.trainer import CXRTrainer
+from gkmvlp_monai.models.anatomy import RegionBoxLoss, RegionBoxNet, load_region_model, split_output
+from gkmvlp_monai.tasks.anatomy.engine import prepare_region_batch
 
 
 def _phantom_samples(n: int, size: int = 64) -> list[dict]:
@@ -74,7 +74,7 @@ def test_engine_training_fits_phantoms() -> None:
     loss = RegionBoxLoss()
     with torch.no_grad():
         before = loss.terms(model(x), target["boxes"], target["mask"])["iou"]
-    trainer = GKMVLPTrainer(
+    trainer = CXRTrainer(
         device=torch.device("cpu"),
         max_epochs=30,
         train_data_loader=loader,

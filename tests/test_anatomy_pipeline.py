@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gkmvlp_monai.anatomy.atlas import Atlas
-from gkmvlp_monai.anatomy.phantom import PhantomPose, chest_phantom
-from gkmvlp_monai.anatomy.transforms import ExtractAnatomicalRegionsd
+from gkmvlp_monai.data.synth.phantom import PhantomPose, chest_phantom
+from gkmvlp_monai.transforms.atlas import Atlas
 from gkmvlp_monai.transforms.pipelines import cxr_transforms
+from gkmvlp_monai.transforms.regions import ExtractAnatomicalRegionsd
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_bundles_fill_in_regions_when_switched_on(bundle: str, config: str, atla
     from monai.bundle import ConfigParser
     from monai.transforms import Compose
 
-    from gkmvlp_monai.paths import REPO_ROOT
+    from gkmvlp_monai.core.paths import REPO_ROOT
 
     img, _ = chest_phantom(128, 128, PhantomPose(1.03, 0.98), seed=5)
     path = tmp_path / "chest.png"

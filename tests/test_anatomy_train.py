@@ -7,8 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from gkmvlp_monai.anatomy.train import RandNonChestd, RegionIoU, prepare_region_batch, region_train_transforms
-from gkmvlp_monai.knowledge.vocab import region_names
+from gkmvlp_monai.core.vocab import region_names
+from gkmvlp_monai.tasks.anatomy.engine import (
+    RandNonChestd,
+    RegionIoU,
+    prepare_region_batch,
+    region_train_transforms,
+)
 
 
 def test_region_iou_hand_worked() -> None:

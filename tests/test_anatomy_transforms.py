@@ -10,11 +10,11 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from gkmvlp_monai.anatomy.atlas import Atlas
-from gkmvlp_monai.anatomy.boxes import box_iou_paired, boxes_from_dict
-from gkmvlp_monai.anatomy.model import RegionBoxNet
-from gkmvlp_monai.anatomy.phantom import PhantomPose, chest_phantom
-from gkmvlp_monai.anatomy.transforms import ExtractAnatomicalRegionsd, LowConfidenceRegionsWarning
+from gkmvlp_monai.core.boxes import box_iou_paired, boxes_from_dict
+from gkmvlp_monai.data.synth.phantom import PhantomPose, chest_phantom
+from gkmvlp_monai.models.anatomy import RegionBoxNet
+from gkmvlp_monai.transforms.atlas import Atlas
+from gkmvlp_monai.transforms.regions import ExtractAnatomicalRegionsd, LowConfidenceRegionsWarning
 
 
 @pytest.fixture(scope="module")

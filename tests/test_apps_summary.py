@@ -1,6 +1,6 @@
 import json
 
-from gkmvlp_monai.apps.summary import HEADLINES, write_summary
+from gkmvlp_monai.studies.summary import HEADLINES, write_summary
 
 
 def test_summary_page_from_stage_outputs(tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gkmvlp_monai.losses.itc import report_keys
-from gkmvlp_monai.networks.gkmvlp import build_gkmvlp, trim_padding
+from gkmvlp_monai.models.gkmvlp import build_gkmvlp, trim_padding
+from gkmvlp_monai.models.losses.itc import report_keys
 
 DESCS = [
     "pleural effusion: fluid collecting in the pleural space",

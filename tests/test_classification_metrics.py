@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from gkmvlp_monai.engines.classification import (
+from gkmvlp_monai.tasks.classification.engine import (
     ClassificationLabeld,
     MaskedBCEWithLogitsLoss,
     classification_loss,
 )
-from gkmvlp_monai.metrics.thresholds import (
+from gkmvlp_monai.tasks.classification.thresholds import (
     ClassificationMetrics,
     ThresholdStore,
     f1_from_counts,

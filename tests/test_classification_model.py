@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gkmvlp_monai.engines.classification import ClassificationLabeld, training_items
-from gkmvlp_monai.networks.classifier import GKMVLPClassifier, ZeroShotClassifier, build_classifier
-from gkmvlp_monai.networks.image import ImageEncoder
+from gkmvlp_monai.models.image import ImageEncoder
+from gkmvlp_monai.tasks.classification.engine import ClassificationLabeld, training_items
+from gkmvlp_monai.tasks.classification.model import GKMVLPClassifier, ZeroShotClassifier, build_classifier
 
 
 def _encoder() -> ImageEncoder:
@@ -91,7 +91,7 @@ class _FakeGKMVLP(torch.nn.Module):
 
 
 def test_zero_shot_scores_a_label_by_its_entities():
-    from gkmvlp_monai.knowledge import vocab
+    from gkmvlp_monai.core import vocab
 
     names = vocab.entity_names()
     present = torch.zeros(len(names))

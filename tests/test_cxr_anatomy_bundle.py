@@ -32,7 +32,7 @@ def test_verify_metadata_and_net_in_out() -> None:
 def test_ckpt_export_trace(tmp_path) -> None:
     from monai.bundle import ckpt_export
 
-    from gkmvlp_monai.anatomy.model import RegionBoxNet
+    from gkmvlp_monai.models.anatomy import RegionBoxNet
 
     torch.manual_seed(0)
     net = RegionBoxNet("resnet_tiny", img_size=128, hidden=16)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from gkmvlp_monai.data.dataset import collate_skip_bad, is_empty_batch, is_skip_marker, make_dataset
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
-from gkmvlp_monai.engines.handlers import SkippedSamplesHandler
+from gkmvlp_monai.engine.handlers import SkippedSamplesHandler
 from gkmvlp_monai.transforms import cxr_transforms
 
 

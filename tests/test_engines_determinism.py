@@ -3,7 +3,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.transforms import Compose, RandGaussianNoised
 
-from gkmvlp_monai.engines.determinism import (
+from gkmvlp_monai.engine.determinism import (
     DeterministicRunHandler,
     EpochSeededDataset,
     ResumableSampler,
@@ -83,7 +83,7 @@ def _runs_per_group(order: list[int], groups: list[int]) -> dict[int, int]:
 
 
 def test_grouped_sampler_keeps_a_picture_s_questions_together():
-    from gkmvlp_monai.engines.determinism import GroupedResumableSampler
+    from gkmvlp_monai.engine.determinism import GroupedResumableSampler
 
     groups = [0] * 7 + [1] * 3 + [2] * 1 + [3] * 5  # questions per picture
     groups = [groups[i] for i in torch.randperm(len(groups), generator=torch.Generator().manual_seed(0))]

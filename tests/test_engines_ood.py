@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gkmvlp_monai.engines.ood import (
+from gkmvlp_monai.engine.ood import (
     OODScorer,
     OODStats,
     OODStatsHandler,
@@ -101,7 +101,7 @@ def test_handler_embeds_with_the_saved_best_weights(tmp_path):
     from monai.transforms import Compose, SelectItemsd
 
     from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
-    from gkmvlp_monai.networks.classifier import build_classifier
+    from gkmvlp_monai.tasks.classification.model import build_classifier
     from gkmvlp_monai.transforms import cxr_transforms
 
     gen = np.random.default_rng(1)

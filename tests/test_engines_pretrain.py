@@ -2,7 +2,8 @@ import torch
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 
-from gkmvlp_monai.engines.pretrain import GradientClipping, LossComponents, prepare_dict_batch, select_loss
+from gkmvlp_monai.engine.handlers import GradientClipping, LossComponents
+from gkmvlp_monai.engine.trainer import prepare_dict_batch, select_loss
 
 
 class DictModel(torch.nn.Module):
@@ -70,7 +71,7 @@ def test_latest_checkpoint_is_the_newest_file(tmp_path):
 
     import pytest
 
-    from gkmvlp_monai.engines.pretrain import latest_checkpoint
+    from gkmvlp_monai.engine.handlers import latest_checkpoint
 
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         latest_checkpoint(str(tmp_path))
@@ -100,11 +101,11 @@ class DtypeProbe(torch.nn.Module):
 
 
 def _bf16_trainer(cpu_bf16: bool):
-    from gkmvlp_monai.engines.pretrain import GKMVLPTrainer
+    from gkmvlp_monai.engine.trainer import CXRTrainer
 
     data = [{"x": torch.randn(4), "t": torch.tensor(1.0)} for _ in range(4)]
     net = DtypeProbe()
-    trainer = GKMVLPTrainer(
+    trainer = CXRTrainer(
         device="cpu",
         max_epochs=1,
         train_data_loader=torch.utils.data.DataLoader(data, batch_size=2),
@@ -121,7 +122,7 @@ def _bf16_trainer(cpu_bf16: bool):
 def test_cpu_bf16_trains_under_bf16_autocast_with_float32_weights():
     import pytest
 
-    from gkmvlp_monai.engines.pretrain import cpu_bf16_supported
+    from gkmvlp_monai.engine.trainer import cpu_bf16_supported
 
     if not cpu_bf16_supported():
         pytest.skip("this CPU has no native bfloat16 support")
@@ -137,7 +138,7 @@ def test_cpu_bf16_trains_under_bf16_autocast_with_float32_weights():
 
 
 def test_cpu_bf16_falls_back_to_float32_where_the_cpu_lacks_it(monkeypatch):
-    import gkmvlp_monai.engines.pretrain as pretrain
+    import gkmvlp_monai.engine.trainer as pretrain
 
     monkeypatch.setattr(pretrain, "cpu_bf16_supported", lambda: False)
     trainer, net = _bf16_trainer(True)

@@ -55,9 +55,9 @@ def test_non_chest_is_skipped_and_counted_like_other_modalities(tmp_path):
 def _tiny_checkpoint(tmp_path: Path, files: dict[str, Path], with_stats: bool = True) -> Path:
     from monai.transforms import Compose, SelectItemsd
 
-    from gkmvlp_monai.engines.ood import OODStatsHandler
-    from gkmvlp_monai.knowledge import vocab
-    from gkmvlp_monai.networks import build_gkmvlp
+    from gkmvlp_monai.core import vocab
+    from gkmvlp_monai.engine.ood import OODStatsHandler
+    from gkmvlp_monai.models import build_gkmvlp
 
     torch.manual_seed(0)
     net = build_gkmvlp("tiny", [e.description for e in vocab.entities()], image_size=SIZE)
@@ -138,9 +138,9 @@ def test_classification_inference_writes_scope_and_ood_records(tmp_path):
     from monai.transforms import Compose, SelectItemsd
     from PIL import Image
 
-    from gkmvlp_monai.engines.ood import OODStatsHandler
-    from gkmvlp_monai.knowledge.vocab import label_set
-    from gkmvlp_monai.networks.classifier import build_classifier
+    from gkmvlp_monai.core.vocab import label_set
+    from gkmvlp_monai.engine.ood import OODStatsHandler
+    from gkmvlp_monai.tasks.classification.model import build_classifier
 
     images = tmp_path / "images"
     files = _write_inputs(images)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gkmvlp_monai.data.iu_synth.anatomy import MaskRejectedError, clean_lung_mask, load_lung_templates
-from gkmvlp_monai.data.iu_synth.case import render_case
-from gkmvlp_monai.data.iu_synth.findings import drawer_table
-from gkmvlp_monai.data.iu_synth.truth import bit_mask
+from gkmvlp_monai.core.vocab import entity_names, label_set, region_names
+from gkmvlp_monai.data.synth.anatomy import MaskRejectedError, clean_lung_mask, load_lung_templates
+from gkmvlp_monai.data.synth.case import render_case
+from gkmvlp_monai.data.synth.findings import drawer_table
+from gkmvlp_monai.data.synth.truth import bit_mask
 from gkmvlp_monai.data.xrv_assets import AssetUnavailableError, iter_lung_masks
-from gkmvlp_monai.knowledge.vocab import entity_names, label_set, region_names
 
 GRID = 128
 SIZE = 256
@@ -31,7 +31,7 @@ def templates():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from gkmvlp_monai.data.iu_synth import build_iu_synth
+    from gkmvlp_monai.data.synth import build_iu_synth
 
     out = tmp_path_factory.mktemp("iu_synth")
     try:
@@ -179,7 +179,7 @@ def test_dicom_matches_png(built: Path):
 
 
 def test_build_is_deterministic(built: Path, tmp_path: Path):
-    from gkmvlp_monai.data.iu_synth import build_iu_synth
+    from gkmvlp_monai.data.synth import build_iu_synth
 
     again = build_iu_synth(tmp_path / "b", limit=12, seed=3, size=SIZE, workers=2)
     a, b = json.loads(built.read_text()), json.loads(again.read_text())
@@ -195,8 +195,8 @@ def test_shipped_patient_split_is_the_seed0_draw():
     the builder's draw must reproduce it exactly, so the shipped file and the code never disagree."""
     import csv
 
-    from gkmvlp_monai.data.iu_synth.builder import patient_split
-    from gkmvlp_monai.paths import configs_dir
+    from gkmvlp_monai.core.paths import configs_dir
+    from gkmvlp_monai.data.synth.builder import patient_split
 
     with open(configs_dir() / "splits" / "iu_synth_patient_split_seed0.csv") as f:
         shipped = {r["subject_id"]: r["split"] for r in csv.DictReader(f)}
@@ -209,7 +209,7 @@ def test_shipped_patient_split_is_the_seed0_draw():
 def test_patient_split_of_fewer_reports_moves_no_subject():
     """A build from fewer reports (a failed download, a ``--limit``) keeps every remaining subject where the
     full build puts it."""
-    from gkmvlp_monai.data.iu_synth.builder import patient_split
+    from gkmvlp_monai.data.synth.builder import patient_split
 
     subjects = [f"CXR{i}" for i in range(1, 401)]
     full = patient_split(subjects, seed=0)

@@ -1,4 +1,4 @@
-"""Assertion words come from configs/vocab/context.json (one place) and drive the ConText classifier."""
+"""Assertion words come from gkmvlp_monai/core/vocabularies/context.json (one place) and drive the ConText classifier."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from gkmvlp_monai.knowledge import context, vocab
+from gkmvlp_monai.core import vocab
+from gkmvlp_monai.knowledge import context
 from gkmvlp_monai.knowledge.context import Category, ConTextClassifier, Span, sentence_tokens, split_sentences
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gkmvlp_monai.knowledge import vocab
+from gkmvlp_monai.core import vocab
 from gkmvlp_monai.knowledge.mesh import UnknownMeshTermError, mesh_entities, parse_mesh_tag
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gkmvlp_monai.knowledge import vocab
+from gkmvlp_monai.core import vocab
 from gkmvlp_monai.knowledge.transforms import EntityTargetsd, ReportEntitiesd
 
 

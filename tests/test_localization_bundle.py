@@ -8,7 +8,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
-from gkmvlp_monai.paths import REPO_ROOT
+from gkmvlp_monai.core.paths import REPO_ROOT
 
 BUNDLE = REPO_ROOT / "bundles" / "gkmvlp_localization"
 CONFIGS = BUNDLE / "configs"

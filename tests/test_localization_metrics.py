@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gkmvlp_monai.metrics.localization import (
+from gkmvlp_monai.tasks.localization.metrics import (
     LocalizationMetric,
     boxes_to_mask,
     dice_iou_at_thresholds,

@@ -8,14 +8,14 @@ import torch
 from monai.data import MetaTensor
 from PIL import Image
 
-from gkmvlp_monai.engines.localization import (
+from gkmvlp_monai.core import vocab
+from gkmvlp_monai.tasks.localization.engine import (
     FindingMasksd,
     finding_entity_indices,
     localization_items,
     localization_transforms,
 )
-from gkmvlp_monai.knowledge import vocab
-from gkmvlp_monai.networks.segmentation import (
+from gkmvlp_monai.tasks.localization.model import (
     FindingSegmenter,
     ZeroShotHeatmaps,
     build_finding_segmenter,
@@ -44,7 +44,7 @@ def test_segmenter_frozen_encoder_and_bad_size():
 
 
 def test_zero_shot_heatmaps_tiny():
-    from gkmvlp_monai.networks.gkmvlp import build_gkmvlp
+    from gkmvlp_monai.models.gkmvlp import build_gkmvlp
 
     model = build_gkmvlp("tiny", [e.description for e in vocab.entities()], image_size=64).eval()
     idx = finding_entity_indices(["cardiomegaly", "Lung Opacity"])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gkmvlp_monai.losses.ecls import ECLSLoss
-from gkmvlp_monai.losses.grounding import GroundingLoss
-from gkmvlp_monai.losses.itc import ITCLoss, report_keys
-from gkmvlp_monai.losses.itm import ITMLoss, mine_hard_negatives
-from gkmvlp_monai.losses.lm import LMLoss
+from gkmvlp_monai.models.losses.ecls import ECLSLoss
+from gkmvlp_monai.models.losses.grounding import GroundingLoss
+from gkmvlp_monai.models.losses.itc import ITCLoss, report_keys
+from gkmvlp_monai.models.losses.itm import ITMLoss, mine_hard_negatives
+from gkmvlp_monai.models.losses.lm import LMLoss
 
 
 def test_itc_lower_for_matched_than_shuffled():

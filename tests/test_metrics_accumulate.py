@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from gkmvlp_monai.metrics.accumulate import ScoreTargetAccumulator, TextPairAccumulator
-from gkmvlp_monai.metrics.captioning import CaptionMetrics
-from gkmvlp_monai.metrics.classification import MultiLabelAUC
-from gkmvlp_monai.metrics.thresholds import ClassificationMetrics
+from gkmvlp_monai.engine.accumulate import ScoreTargetAccumulator, TextPairAccumulator
+from gkmvlp_monai.engine.metrics import MultiLabelAUC
+from gkmvlp_monai.tasks.classification.thresholds import ClassificationMetrics
+from gkmvlp_monai.tasks.report_generation.metrics import CaptionMetrics
 
 
 def test_score_target_accumulator_concatenates_skips_none_and_casts():

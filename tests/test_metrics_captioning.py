@@ -6,8 +6,13 @@ import math
 
 import pytest
 
-from gkmvlp_monai.metrics.captioning import CaptionMetrics, caption_scores, caption_tokens, meteor_status
-from gkmvlp_monai.metrics.clinical import ClinicalEfficacy, clinical_efficacy, entity_prf
+from gkmvlp_monai.tasks.report_generation.clinical import ClinicalEfficacy, clinical_efficacy, entity_prf
+from gkmvlp_monai.tasks.report_generation.metrics import (
+    CaptionMetrics,
+    caption_scores,
+    caption_tokens,
+    meteor_status,
+)
 
 
 def test_tokenisation_lowercases_and_drops_punctuation():

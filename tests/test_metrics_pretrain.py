@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from gkmvlp_monai.metrics import (
     MultiLabelAUC,
     RetrievalRecall,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gkmvlp_monai.networks.image import ImageEncoder
-from gkmvlp_monai.networks.knowledge import KnowledgeEncoder
-from gkmvlp_monai.networks.text import TextEncoder, TokenizeReportd, load_tokenizer, tiny_bert_config
+from gkmvlp_monai.models.image import ImageEncoder
+from gkmvlp_monai.models.knowledge import KnowledgeEncoder
+from gkmvlp_monai.models.text import TextEncoder, TokenizeReportd, load_tokenizer, tiny_bert_config
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_knowledge_encoder_cached_vs_trainable(tokenizer):
 
 
 def test_text_encoder_truncation_and_freezing():
-    from gkmvlp_monai.networks.text import TextEncoder, tiny_bert_config
+    from gkmvlp_monai.models.text import TextEncoder, tiny_bert_config
 
     enc = TextEncoder(config=tiny_bert_config(), num_layers=1, trainable_layers=0)
     assert len(enc.model.encoder.layer) == 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gkmvlp_monai.networks.decoder import ReportDecoder, apply_repetition_penalty
-from gkmvlp_monai.networks.gk import GKModule
-from gkmvlp_monai.networks.gkmvlp import GKMVLPEntityPredictor, build_gkmvlp
+from gkmvlp_monai.models.decoder import ReportDecoder, apply_repetition_penalty
+from gkmvlp_monai.models.gk import GKModule
+from gkmvlp_monai.models.gkmvlp import GKMVLPEntityPredictor, build_gkmvlp
 
 DESCS = [
     "pleural effusion: fluid collecting in the pleural space, blunting the costophrenic angle",

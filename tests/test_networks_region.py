@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from gkmvlp_monai.losses.grounding import boxes_to_patch_mask
-from gkmvlp_monai.networks.region import RegionPooling, roi_align, roi_mean_pool
+from gkmvlp_monai.models.losses.grounding import boxes_to_patch_mask
+from gkmvlp_monai.models.region import RegionPooling, roi_align, roi_mean_pool
 
 
 def _bilinear(fm: torch.Tensor, x: float, y: float) -> torch.Tensor:

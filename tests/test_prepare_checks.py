@@ -210,7 +210,7 @@ def test_siim_image_of_the_wrong_size_is_named_by_its_file(tmp_path: Path) -> No
 
 
 def test_chexpert_views_follow_its_own_codes(tmp_path: Path) -> None:
-    from gkmvlp_monai.knowledge.vocab import label_set
+    from gkmvlp_monai.core.vocab import label_set
 
     root = tmp_path / "CheXpert-v1.0-small"
     classes = label_set("chexpert14")
@@ -288,7 +288,7 @@ def test_files_the_adapter_checked_are_not_checked_again(tmp_path: Path, monkeyp
 
 
 def test_removing_one_chexpert_patient_moves_no_other(tmp_path: Path) -> None:
-    from gkmvlp_monai.knowledge.vocab import label_set
+    from gkmvlp_monai.core.vocab import label_set
 
     root = tmp_path / "CheXpert-v1.0-small"
     classes = label_set("chexpert14")

@@ -48,7 +48,7 @@ def test_metadata_is_valid_against_the_schema_on_disk():
 
 
 def test_metadata_output_channels_match_the_entity_vocabulary():
-    from gkmvlp_monai.knowledge.vocab import entity_names
+    from gkmvlp_monai.core.vocab import entity_names
 
     meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == len(entity_names())

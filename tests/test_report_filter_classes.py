@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gkmvlp_monai.knowledge import vocab
+from gkmvlp_monai.core import vocab
 from gkmvlp_monai.knowledge.mesh import mesh_entities, parse_mesh_tag
 from gkmvlp_monai.knowledge.report_filter import ReportFilter
-from gkmvlp_monai.metrics.clinical import clinical_efficacy, positive_entities
+from gkmvlp_monai.tasks.report_generation.clinical import clinical_efficacy, positive_entities
 
 DEVICES = set(vocab.entity_group("support_devices").entities)
 

@@ -91,7 +91,7 @@ def test_epoch_length_cuts_the_epoch_and_the_schedule(tmp_path):
 
 def test_study_step_budget_gives_every_fraction_the_same_updates(tmp_path, monkeypatch):
     """``steps``: whole epochs over 10 % of 400 items (two of 5 batches), one epoch cut at 10 over 100 %."""
-    from gkmvlp_monai.apps import report_generation_study as study
+    from gkmvlp_monai.tasks.report_generation import study
 
     items = [{"image": f"img{i}.png", "report": "No acute disease."} for i in range(400)]
     datalist = tmp_path / "datalist.json"

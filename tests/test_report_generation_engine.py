@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gkmvlp_monai.engines.report_generation import (
+from gkmvlp_monai.models.decoder import ReportDecoder
+from gkmvlp_monai.tasks.report_generation.engine import (
     GeneratedReportsWriter,
     GKMVLPReportGenerator,
     ReportGenerationInferer,
@@ -18,15 +19,14 @@ from gkmvlp_monai.engines.report_generation import (
     generated_and_references,
     training_items,
 )
-from gkmvlp_monai.networks.decoder import ReportDecoder
 
 S, R = 64, 29
 
 
 @pytest.fixture(scope="module")
 def lm_model():
-    from gkmvlp_monai.knowledge.vocab import entities
-    from gkmvlp_monai.networks.gkmvlp import build_gkmvlp
+    from gkmvlp_monai.core.vocab import entities
+    from gkmvlp_monai.models.gkmvlp import build_gkmvlp
 
     torch.manual_seed(0)
     net = build_gkmvlp(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gkmvlp_monai.engines.budget import budget_overrides, epochs_for_steps, step_budget
+from gkmvlp_monai.engine.budget import budget_overrides, epochs_for_steps, step_budget
 
 
 def test_step_budget_whole_epochs_over_a_small_set():
@@ -38,7 +38,7 @@ def test_classification_study_runs_skip_the_ood_statistics_pass(tmp_path, monkey
     """Study runs are scored, never served: none of them pays the OOD embedding pass after training."""
     import json
 
-    from gkmvlp_monai.apps import classification_study
+    from gkmvlp_monai.tasks.classification import study as classification_study
 
     calls = []
 

@@ -10,7 +10,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, RandAffined
 from PIL import Image
 
-from gkmvlp_monai.knowledge.vocab import region_names
+from gkmvlp_monai.core.vocab import region_names
 from gkmvlp_monai.transforms import (
     ClipIntensityd,
     CXRImageError,

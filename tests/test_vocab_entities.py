@@ -1,4 +1,4 @@
-"""Integrity of configs/vocab/entities.json and its loaders."""
+"""Integrity of gkmvlp_monai/core/vocabularies/entities.json and its loaders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from gkmvlp_monai.knowledge import vocab
+from gkmvlp_monai.core import vocab
 from gkmvlp_monai.knowledge.mesh import mesh_map
 
 MEDKLIP_SAMPLE = [

@@ -1,6 +1,6 @@
 import pytest
 
-from gkmvlp_monai.knowledge import vocab
+from gkmvlp_monai.core import vocab
 
 
 def test_regions_are_the_29_imagenome_regions():

@@ -69,7 +69,7 @@ def test_verify_net_in_out(vqa_datalist):
 def test_config_properties(tmp_path, vqa_datalist):
     from monai.bundle import ConfigWorkflow
 
-    from gkmvlp_monai.data.vqa import AnswerVocab
+    from gkmvlp_monai.tasks.vqa.data import AnswerVocab
 
     (tmp_path / "models").mkdir()
     AnswerVocab(["right lung", "left lung"]).save(tmp_path / "models" / "answers.json")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gkmvlp_monai.data.dataset import SKIP_KEY
-from gkmvlp_monai.data.vqa import (
+from gkmvlp_monai.tasks.vqa.data import (
     UNKNOWN,
     AnswerVocab,
     VQADataset,
@@ -19,7 +19,7 @@ from gkmvlp_monai.data.vqa import (
     load_vqa_split,
     normalize_answer,
 )
-from gkmvlp_monai.metrics.vqa import VQAAccuracy, vqa_accuracy
+from gkmvlp_monai.tasks.vqa.metrics import VQAAccuracy, vqa_accuracy
 
 
 def _qa(i: int) -> list[dict]:

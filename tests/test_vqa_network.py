@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gkmvlp_monai.data.vqa import AnswerVocab
-from gkmvlp_monai.engines.vqa import VQAEvalInferer, answers_from_pred
-from gkmvlp_monai.networks.vqa import (
+from gkmvlp_monai.tasks.vqa.data import AnswerVocab
+from gkmvlp_monai.tasks.vqa.engine import VQAEvalInferer, answers_from_pred
+from gkmvlp_monai.tasks.vqa.model import (
     GKMVLPVQA,
     VQAPresencePredictor,
     build_vqa,

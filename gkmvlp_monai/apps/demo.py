@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.paths import REPO_ROOT, data_dir
+from gkmvlp_monai.core.paths import REPO_ROOT, data_dir
 
 STAGES = ("images", "data", "pretrain", "downstream", "summary")
 TASKS = ("classification", "localization", "report_generation", "vqa")
@@ -83,7 +83,7 @@ def stage_images(out: Path, quick: bool) -> dict[str, Any]:
 
 
 def stage_data(data: Path, quick: bool, force: bool, size: int) -> Path:
-    from gkmvlp_monai.data.iu_synth import build_iu_synth
+    from gkmvlp_monai.data.synth import build_iu_synth
 
     datalist = data / "datalist.json"
     info = data / "build_info.json"
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     if "summary" in stages:
         _banner("5. summary")
-        from gkmvlp_monai.apps.summary import write_summary
+        from gkmvlp_monai.studies.summary import write_summary
 
         md, png = write_summary(out)
         print(f"summary: {md} and {png}")

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from gkmvlp_monai.core.vocab import region_names
 from gkmvlp_monai.data.dataset import is_skip_marker, make_dataset
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
-from gkmvlp_monai.knowledge.vocab import region_names
 
 __all__ = ["write_demo_samples", "run_image_pipeline_demo", "print_image_pipeline_summary", "main"]
 

@@ -121,7 +121,7 @@ def validate_item(
     Raises:
         DatalistError: naming the item and the offending key.
     """
-    from gkmvlp_monai.knowledge.vocab import region_names
+    from gkmvlp_monai.core.vocab import region_names
 
     if not isinstance(item.get("image"), str) or not item["image"]:
         raise DatalistError(f"{where}: 'image' must be a non-empty string")
@@ -153,7 +153,7 @@ def validate_item(
             raise DatalistError(f"{where}: region_boxes must be a mapping region name -> box")
         for name, box in boxes.items():
             if name not in known:
-                raise DatalistError(f"{where}: region {name!r} not in configs/vocab/regions.json")
+                raise DatalistError(f"{where}: region {name!r} not in gkmvlp_monai/core/vocabularies/regions.json")
             if not _is_box(box):
                 raise DatalistError(
                     f"{where}: region box {name!r} = {box} is not [x1, y1, x2, y2] with x1<=x2, y1<=y2"

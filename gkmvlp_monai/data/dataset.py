@@ -4,7 +4,7 @@ A sample whose loading or transforms raise (a ``CXRImageError`` or any other exc
 *skip marker*: a small picklable dict. ``collate_skip_bad`` drops the markers from a batch and records
 how many were dropped (``batch["skipped_samples"]``) and which files (``batch["skipped_files"]``), so the
 count reaches the main process whatever the number of DataLoader workers. The Ignite handler
-``gkmvlp_monai.engines.handlers.SkippedSamplesHandler`` sums it per epoch.
+``gkmvlp_monai.engine.handlers.SkippedSamplesHandler`` sums it per epoch.
 
 Caching (``make_dataset(cache="memory" | "disk")``) keeps the decoded, resized images of the
 deterministic prefix of the transform; a bad sample is not cached and is skipped every epoch. The

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from gkmvlp_monai.paths import cache_dir
+from gkmvlp_monai.core.paths import cache_dir
 
 XRV_VERSION = "1.5.7"
 _DATA_PREFIX = "torchxrayvision/data/"

@@ -8,7 +8,7 @@ medspaCy, which pins spaCy < 3.8 and numpy 1.26 (breaking pandas in our environm
 rules call "Cannot exclude X" negated and miss "FINDINGS: No X." (see ``docs/design.md``, "Knowledge").
 
 The assertion words (triggers, section headers, "normal" words) live in one place,
-``configs/vocab/context.json``, loaded through :func:`gkmvlp_monai.knowledge.vocab.context_vocab`.
+``gkmvlp_monai/core/vocabularies/context.json``, loaded through :func:`gkmvlp_monai.core.vocab.context_vocab`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from gkmvlp_monai.knowledge.vocab import context_vocab, tokenize
+from gkmvlp_monai.core.vocab import context_vocab, tokenize
 
 
 class Category(str, Enum):
@@ -33,7 +33,7 @@ FORWARD, BACKWARD, BOTH = "forward", "backward", "both"
 
 
 def default_triggers() -> tuple[tuple[str, Category, str], ...]:
-    """The ``(phrase, category, direction)`` trigger table of ``configs/vocab/context.json``."""
+    """The ``(phrase, category, direction)`` trigger table of ``gkmvlp_monai/core/vocabularies/context.json``."""
     return tuple((p, Category(c), d) for p, c, d in context_vocab().triggers)
 
 
@@ -86,7 +86,7 @@ class ConTextClassifier:
 
     Args:
         triggers: ``(phrase, category, direction)`` rows; defaults to :func:`default_triggers` (the
-            trigger table of ``configs/vocab/context.json``).
+            trigger table of ``gkmvlp_monai/core/vocabularies/context.json``).
         max_scope: the most tokens a trigger reaches (ConText uses the sentence; a cap keeps long
             run-on sentences from carrying a negation too far).
     """

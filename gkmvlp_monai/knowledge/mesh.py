@@ -1,4 +1,4 @@
-"""IU X-ray MeSH major tags → entities, regions and qualifiers (``configs/vocab/mesh_map.json``).
+"""IU X-ray MeSH major tags → entities, regions and qualifiers (``gkmvlp_monai/core/vocabularies/mesh_map.json``).
 
 A tag such as ``"Opacity/lung/base/right"`` is a finding term followed by qualifiers; the map says which
 entities the term asserts present, and each qualifier is a location word (resolved through
@@ -6,7 +6,7 @@ entities the term asserts present, and each qualifier is a location word (resolv
 anatomical term such as ``Lung`` or ``Aorta``) a finding (``Lung/hypoinflation`` → ``low``).
 
 ``entities`` are what the indexer coded (iu-synth draws them); ``meaning`` reads the term as a radiologist
-means it with the compound table of ``configs/vocab/finding_classes.json`` (``Calcified Granuloma`` →
+means it with the compound table of ``gkmvlp_monai/core/vocabularies/finding_classes.json`` (``Calcified Granuloma`` →
 granuloma *and* calcification), and ``groups`` names the entity groups it belongs to (the device terms
 ``Catheters, Indwelling``, ``Implanted Medical Device``, ``Surgical Instruments``, ``Tube, Inserted``,
 ``Stents``, ``Spinal Fusion`` … → ``support_devices``).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from gkmvlp_monai.knowledge.vocab import (
+from gkmvlp_monai.core.vocab import (
     compound_phrases,
     entity_groups,
     load_vocab_file,
@@ -28,7 +28,7 @@ from gkmvlp_monai.knowledge.vocab import (
 
 
 class UnknownMeshTermError(KeyError):
-    """A MeSH term or qualifier is not in ``configs/vocab/mesh_map.json``."""
+    """A MeSH term or qualifier is not in ``gkmvlp_monai/core/vocabularies/mesh_map.json``."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,9 @@ def term_entities(term: str) -> list[str]:
     """Entities a MeSH finding term maps to (empty for structure/none terms); raises if unknown."""
     entry = mesh_map()["terms_lc"].get(term.strip().lower())
     if entry is None:
-        raise UnknownMeshTermError(f"MeSH term {term!r} is not in configs/vocab/mesh_map.json")
+        raise UnknownMeshTermError(
+            f"MeSH term {term!r} is not in gkmvlp_monai/core/vocabularies/mesh_map.json"
+        )
     return list(entry["entities"])
 
 
@@ -100,7 +102,9 @@ def parse_mesh_tag(tag: str, strict: bool = False) -> MeshTag:
     entry = doc["terms_lc"].get(term.lower())
     if entry is None:
         if strict:
-            raise UnknownMeshTermError(f"MeSH term {term!r} is not in configs/vocab/mesh_map.json")
+            raise UnknownMeshTermError(
+                f"MeSH term {term!r} is not in gkmvlp_monai/core/vocabularies/mesh_map.json"
+            )
         entry = {"kind": "none", "entities": []}
     kind = entry["kind"]
     entities: list[str] = list(entry["entities"])

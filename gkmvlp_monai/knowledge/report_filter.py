@@ -5,7 +5,7 @@ their assertion with the ConText-style classifier of :mod:`gkmvlp_monai.knowledg
 clause rules of ``entities.json`` (``relabel``: "heart ... enlarged" → cardiomegaly; ``absent_if``:
 "normal heart size" → cardiomegaly absent; ``normal_means_absent``), marks "A or B" alternatives
 uncertain, and grounds each mention to the location phrase nearest to it in the sentence (resolved by
-:func:`gkmvlp_monai.knowledge.vocab.resolve_locations`), falling back to the entity's default regions.
+:func:`gkmvlp_monai.core.vocab.resolve_locations`), falling back to the entity's default regions.
 Mentions of one entity combine as present > uncertain > absent; unmentioned entities are left out.
 """
 
@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gkmvlp_monai.knowledge.context import ConTextClassifier, Span, sentence_tokens, split_sentences
-from gkmvlp_monai.knowledge.vocab import (
+from gkmvlp_monai.core.vocab import (
     LocationMatch,
     anatomical_phrases,
     compound_phrases,
@@ -31,6 +30,7 @@ from gkmvlp_monai.knowledge.vocab import (
     resolve_locations,
     tokenize,
 )
+from gkmvlp_monai.knowledge.context import ConTextClassifier, Span, sentence_tokens, split_sentences
 
 STATES = ("absent", "present", "uncertain")
 _RANK = {"absent": 0, "uncertain": 1, "present": 2}

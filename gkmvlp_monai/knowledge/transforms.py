@@ -9,9 +9,9 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from gkmvlp_monai.core.vocab import entities as vocab_entities
+from gkmvlp_monai.core.vocab import entity_names, region_names
 from gkmvlp_monai.knowledge.report_filter import ReportFilter, report_text
-from gkmvlp_monai.knowledge.vocab import entities as vocab_entities
-from gkmvlp_monai.knowledge.vocab import entity_names, region_names
 
 STATE_CODES = {"absent": 0, "present": 1, "uncertain": 2}
 UNMENTIONED = -1
@@ -99,7 +99,9 @@ class EntityTargetsd(MapTransform):
         regions = torch.zeros((len(self.names), len(self.regions)), dtype=torch.bool)
         for name, value in (entities or {}).items():
             if name not in self.names:
-                raise KeyError(f"unknown entity {name!r} in 'entities'; see configs/vocab/entities.json")
+                raise KeyError(
+                    f"unknown entity {name!r} in 'entities'; see gkmvlp_monai/core/vocabularies/entities.json"
+                )
             if value.get("state") not in STATE_CODES:
                 raise ValueError(
                     f"entity {name!r}: state {value.get('state')!r} not in {sorted(STATE_CODES)}"
@@ -110,7 +112,7 @@ class EntityTargetsd(MapTransform):
                 for r in value.get("regions", []):
                     if r not in self.regions:
                         raise KeyError(
-                            f"entity {name!r}: unknown region {r!r}; see configs/vocab/regions.json"
+                            f"entity {name!r}: unknown region {r!r}; see gkmvlp_monai/core/vocabularies/regions.json"
                         )
                     regions[i, self.regions[r]] = True
         if self.normal_study_negatives and entities is not None:

@@ -26,7 +26,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-from gkmvlp_monai.knowledge.vocab import region_names
+from gkmvlp_monai.core.vocab import region_names
 
 __all__ = [
     "region_boxes_to_array",
@@ -72,7 +72,7 @@ def region_boxes_to_array(
         index = lookup.get(str(name).strip().lower())
         if index is None:
             raise ValueError(
-                f"unknown anatomical region {name!r} in region_boxes (see configs/vocab/regions.json)"
+                f"unknown anatomical region {name!r} in region_boxes (see gkmvlp_monai/core/vocabularies/regions.json)"
             )
         boxes[index] = _check_box(box, f"region {name!r}")
         mask[index] = True

@@ -47,7 +47,7 @@ def cxr_deterministic_transforms(
         check_body_part: refuse a DICOM that names another body part than the chest.
         region_extractor: optional transform inserted right after loading that fills in
             ``region_boxes`` for items without them (e.g.
-            ``gkmvlp_monai.anatomy.transforms.ExtractAnatomicalRegionsd``; it leaves items with boxes
+            ``gkmvlp_monai.transforms.regions.ExtractAnatomicalRegionsd``; it leaves items with boxes
             alone). ``None`` (default): items without boxes keep an all-absent ``region_mask``.
         allow_non_chest: load such a DICOM flagged (``meta["in_scope"]`` False) instead of refusing it.
         lateral: ``"accept"`` (default), ``"flag"`` or ``"refuse"`` lateral views (``LoadCXRImaged``).

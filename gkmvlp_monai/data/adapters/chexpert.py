@@ -24,7 +24,7 @@ from gkmvlp_monai.data.adapters.base import (
     require_table,
 )
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
-from gkmvlp_monai.knowledge.vocab import label_set
+from gkmvlp_monai.core.vocab import label_set
 
 
 # CheXpert's own "AP/PA" codes (blank for most laterals): LL = left lateral, RL = right lateral

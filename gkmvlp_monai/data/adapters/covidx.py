@@ -17,7 +17,7 @@ from typing import Any
 
 from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
-from gkmvlp_monai.knowledge.vocab import label_set
+from gkmvlp_monai.core.vocab import label_set
 
 
 def _split_file(root: Path, split: str) -> Path | None:

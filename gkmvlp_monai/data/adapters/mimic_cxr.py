@@ -39,7 +39,7 @@ from gkmvlp_monai.data.adapters.base import (
 )
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.knowledge.sections import parse_report_sections
-from gkmvlp_monai.knowledge.vocab import label_set, region_names
+from gkmvlp_monai.core.vocab import label_set, region_names
 
 OFFICIAL_SPLIT = {"train": "training", "validate": "validation", "test": "test"}
 

@@ -23,7 +23,7 @@ from gkmvlp_monai.data.adapters.base import (
     require_table,
 )
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
-from gkmvlp_monai.knowledge.vocab import label_set
+from gkmvlp_monai.core.vocab import label_set
 
 # BBox_List_2017 spells one class differently from Data_Entry's "Finding Labels"
 BBOX_LABEL_MAP = {"Infiltrate": "Infiltration"}

@@ -19,7 +19,7 @@ from typing import Any
 from gkmvlp_monai.data.adapters.base import AdapterError, AdapterResult, norm_view, read_csv, require_file, require_table
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.data.image_check import inspect_images
-from gkmvlp_monai.knowledge.vocab import label_set
+from gkmvlp_monai.core.vocab import label_set
 
 
 def adapt_rsna(

@@ -1,0 +1,120 @@
+"""Pre-training's wiring for the generic engine: the evaluation inferer and the attention overlays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from monai.inferers import Inferer
+
+
+def entity_eval_targets(entity_state: torch.Tensor) -> torch.Tensor:
+    """Evaluation targets from entity states: present 1, absent or unmentioned 0, uncertain -1 (ignored)."""
+    targets = (entity_state == 1).float()
+    targets[entity_state == 2] = -1.0
+    return targets
+
+
+class PretrainEvalInferer(Inferer):
+    """Evaluation pass of a GK-MVLP network: the full forward (losses, embeddings, entity probabilities)
+    plus what the metrics need from the batch (report texts, entity targets).
+
+    Args:
+        fallback_key: key used when ``target_key`` is absent (data sets without image truth).
+        target_key: batch key of the zero-shot targets: entity states (int64: converted by
+            :func:`entity_eval_targets`) or ready float targets (1 / 0 / -1 ignored, e.g. iu-synth's drawn
+            truth from ``DrawnEntityTargetsd``), passed through as they are.
+    """
+
+    def __init__(self, target_key: str = "entity_truth", fallback_key: str = "entity_state") -> None:
+        super().__init__()
+        self.target_key = target_key
+        self.fallback_key = fallback_key
+
+    def __call__(self, inputs: dict[str, Any], network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
+        out = dict(network(inputs))
+        out["report"] = list(inputs.get("report", []))
+        key = self.target_key if self.target_key in inputs else self.fallback_key
+        if key in inputs:
+            targets = inputs[key]
+            out["entity_targets"] = (
+                targets.float() if targets.is_floating_point() else entity_eval_targets(targets)
+            )
+        return out
+
+
+class AttentionOverlays:
+    """Write PNG overlays of the GK module's entity attention on a few images when training completes.
+
+    Each overlay shows the image with the patch attention of the entities the model scores most likely
+    present, so a run's MLflow artifacts show where the model looks for each finding.
+
+    Args:
+        dataset: evaluation data set (deterministic transforms) to draw images from.
+        network: the GK-MVLP network.
+        output_dir: folder for the PNGs (created).
+        entity_names: names in entity order.
+        num_images: images to draw.
+        top_entities: entities per image.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        network: torch.nn.Module,
+        output_dir: str,
+        entity_names: list[str],
+        num_images: int = 4,
+        top_entities: int = 3,
+    ) -> None:
+        self.dataset = dataset
+        self.network = network
+        self.output_dir = output_dir
+        self.entity_names = entity_names
+        self.num_images = num_images
+        self.top_entities = top_entities
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    @torch.no_grad()
+    def __call__(self, engine: Engine) -> None:
+        from pathlib import Path
+
+        import numpy as np
+        from PIL import Image
+
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        device = next(self.network.parameters()).device
+        was_training = self.network.training
+        self.network.eval()
+        written = 0
+        for i in range(len(self.dataset)):
+            if written >= self.num_images:
+                break
+            item = self.dataset[i]
+            if not isinstance(item, dict) or "image" not in item:
+                continue  # a skipped (bad) sample
+            image = torch.as_tensor(item["image"]).unsqueeze(0).float().to(device)
+            boxes = torch.as_tensor(item["region_boxes"]).unsqueeze(0).float().to(device)
+            mask = torch.as_tensor(item["region_mask"]).unsqueeze(0).bool().to(device)
+            probs, attn = self.network.entity_scores(image, boxes, mask)
+            present = probs[0, :, 1]
+            top = present.argsort(descending=True)[: self.top_entities].tolist()
+            grey = image[0, 0].cpu().numpy().T  # [W, H] -> picture rows/cols
+            panels = []
+            for e in top:
+                a = torch.nn.functional.interpolate(
+                    attn[:, e : e + 1], size=image.shape[-2:], mode="bilinear"
+                )
+                a = a[0, 0].cpu().numpy().T
+                a = (a - a.min()) / max(float(a.max() - a.min()), 1e-8)
+                rgb = np.stack([grey, grey, grey], -1) * 0.6
+                rgb[..., 0] += 0.4 * a
+                panels.append((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+            names = "_".join(f"{self.entity_names[e]}{present[e]:.2f}" for e in top)
+            Image.fromarray(np.concatenate(panels, 1)).save(out / f"overlay_{i:03d}_{names}.png")
+            written += 1
+        self.network.train(was_training)

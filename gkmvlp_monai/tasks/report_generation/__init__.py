@@ -1,0 +1,1 @@
+"""Report generation: the report generator, caption and clinical-efficacy metrics, generated reports."""

@@ -1,0 +1,1 @@
+"""Visual question answering: the VQA network, question/answer data, accuracy metrics, predictions."""
