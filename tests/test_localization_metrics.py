@@ -9,23 +9,11 @@ import torch
 
 from gkmvlp_monai.tasks.localization.metrics import (
     LocalizationMetric,
-    boxes_to_mask,
     dice_iou_at_thresholds,
     dice_iou_sweep,
     pointing_game,
     select_threshold,
 )
-
-
-def test_boxes_to_mask_pixel_centres():
-    # box x in [1, 3), y in [0.4, 2.6): pixel centres 1.5, 2.5 (x) and 0.5, 1.5, 2.5 (y)
-    m = boxes_to_mask([[1.0, 0.4, 3.0, 2.6]], (4, 4))
-    expected = torch.zeros(4, 4, dtype=torch.bool)
-    expected[1:3, 0:3] = True
-    assert torch.equal(m, expected)
-    assert not boxes_to_mask([], (3, 3)).any()
-    with pytest.raises(ValueError):
-        boxes_to_mask([[0, 0, 1]], (3, 3))
 
 
 def test_pointing_game_hand_worked():

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from gkmvlp_monai.models.losses.grounding import boxes_to_patch_mask
 from gkmvlp_monai.models.region import RegionPooling, roi_align, roi_mean_pool
 
 
@@ -125,10 +124,3 @@ def test_region_pooling_masks_absent_and_empty_boxes():
     tokens2, _ = pool(fm2, boxes, mask, image_size=64)
     torch.testing.assert_close(tokens2[0, 2], tokens[0, 2])
     assert not torch.allclose(tokens2[0, 0], tokens[0, 0])
-
-
-def test_boxes_to_patch_mask():
-    m = boxes_to_patch_mask(torch.tensor([[0.0, 32.0, 32.0, 64.0]]), (4, 4), image_size=64)
-    want = torch.zeros(4, 4, dtype=torch.bool)
-    want[:2, 2:] = True
-    assert torch.equal(m[0], want)

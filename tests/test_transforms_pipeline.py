@@ -21,8 +21,6 @@ from gkmvlp_monai.transforms import (
     ResizeLongestPad,
     cxr_intensity_augmentations,
     cxr_transforms,
-    map_boxes,
-    region_boxes_to_array,
 )
 
 
@@ -117,29 +115,9 @@ def test_intensity_augmentations_stay_in_unit_range():
     assert clipped.tolist() == [[[0.0, 0.5, 1.0]]]
 
 
-def test_region_boxes_to_array():
-    names = region_names()
-    assert len(names) == 29
-    boxes, mask = region_boxes_to_array({names[2].upper(): [1, 2, 3, 4]})
-    assert boxes.shape == (29, 4) and mask.dtype == bool and mask.sum() == 1 and mask[2]
-    assert boxes[2].tolist() == [1, 2, 3, 4]
-    with pytest.raises(ValueError, match="unknown anatomical region 'spleen'"):
-        region_boxes_to_array({"spleen": [0, 0, 1, 1]})
-    with pytest.raises(ValueError, match="x2 < x1"):
-        region_boxes_to_array({names[0]: [5, 0, 1, 1]})
+def test_prepare_boxes_names_the_item_of_a_bad_lesion_box():
     with pytest.raises(ValueError, match=r"a\.png.*lesion box 0"):
         PrepareBoxesd()({"image": "a.png", "lesion_boxes": [[1, 2, 3]]})
-
-
-def test_map_boxes_exact_for_scale_and_shift():
-    a0 = np.diag([0.4, 0.2, 1.0])
-    a1 = np.array([[0.8, 0, 3.0], [0, 0.4, -1.0], [0, 0, 1]])  # half resolution, shifted grid
-    out, kept = map_boxes(np.array([[10, 20, 30, 40], [500, 500, 600, 600]]), a0, a1, (100, 100))
-    # world of continuous x: 0.4 * (x - 0.5); new continuous: (world - 3) / 0.8 + 0.5
-    x = lambda v: (0.4 * (v - 0.5) - 3.0) / 0.8 + 0.5  # noqa: E731
-    y = lambda v: (0.2 * (v - 0.5) + 1.0) / 0.4 + 0.5  # noqa: E731
-    np.testing.assert_allclose(out[0], [x(10), y(20), x(30), y(40)], atol=1e-5)
-    assert kept.tolist() == [True, False] and out[1].tolist() == [0, 0, 0, 0]
 
 
 def _box_image(tmp_path, rows=360, cols=300):

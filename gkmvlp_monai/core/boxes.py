@@ -1,13 +1,17 @@
-"""Box helpers for anatomical region extraction: IoU/GIoU, region dict <-> array, affine warps, letterbox.
+"""Box geometry, the one module for it: IoU/GIoU, box validity, area and clipping, region dict <-> array,
+mapping boxes between pixel grids (affine maps, letterbox), boxes <-> masks.
 
 Boxes are ``[x1, y1, x2, y2]`` with ``x`` the picture's column (array dim 1 of a ``[C, W, H]`` image,
 MONAI's reverse indexing) in continuous pixel coordinates (pixel ``i`` covers ``[i, i + 1)``).
+Functions taking torch tensors keep their dtype and device; the numpy ones are noted.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,25 +20,45 @@ import torch.nn.functional as F
 from gkmvlp_monai.core.vocab import region_names
 
 __all__ = [
+    "box_area",
     "box_iou_paired",
     "generalized_box_iou_paired",
+    "check_box",
+    "is_box",
+    "clip_boxes",
     "boxes_from_dict",
     "boxes_to_dict",
+    "region_boxes_to_array",
     "warp_boxes",
+    "map_boxes",
     "Letterbox",
     "letterbox",
+    "boxes_to_patch_mask",
+    "boxes_to_mask",
+    "mask_box",
 ]
 
 
-def _area(boxes: torch.Tensor) -> torch.Tensor:
-    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+def box_area(boxes: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Area of each box, 0 for an empty or inverted one.
+
+    Args:
+        boxes: ``[..., 4]`` boxes (torch tensor or numpy array; the result is of the same kind and dtype).
+
+    Returns:
+        ``[...]`` areas.
+    """
+    if isinstance(boxes, torch.Tensor):
+        return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    b = np.asarray(boxes)
+    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
 
 
 def _inter_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lt = torch.maximum(a[..., :2], b[..., :2])
     rb = torch.minimum(a[..., 2:], b[..., 2:])
     inter = (rb - lt).clamp(min=0).prod(dim=-1)
-    return inter, _area(a) + _area(b) - inter
+    return inter, box_area(a) + box_area(b) - inter
 
 
 def box_iou_paired(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -69,6 +93,58 @@ def generalized_box_iou_paired(a: torch.Tensor, b: torch.Tensor, eps: float = 1e
     rb = torch.maximum(a[..., 2:], b[..., 2:])
     hull = (rb - lt).clamp(min=0).prod(dim=-1)
     return iou - (hull - union) / hull.clamp(min=eps)
+
+
+def check_box(box: Sequence[float] | np.ndarray, what: str = "box") -> np.ndarray:
+    """Check one box of the data contract and return it as float64 ``[4]``.
+
+    Args:
+        box: ``[x1, y1, x2, y2]``.
+        what: what the box is, for the error message (e.g. ``"region 'right lung'"``).
+
+    Returns:
+        The box as a float64 array.
+
+    Raises:
+        ValueError: not 4 finite numbers, or ``x2 < x1`` or ``y2 < y1``.
+    """
+    arr = np.asarray(box, dtype=np.float64)
+    if arr.shape != (4,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what}: a box must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+    if arr[2] < arr[0] or arr[3] < arr[1]:
+        raise ValueError(f"{what}: box {box!r} has x2 < x1 or y2 < y1")
+    return arr
+
+
+def is_box(value: Any) -> bool:
+    """Whether a JSON value is a data-contract box: a list or tuple of 4 finite numbers with
+    ``x1 <= x2`` and ``y1 <= y2`` (the datalist check; :func:`check_box` is its raising counterpart for
+    array-likes)."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 4
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+        and value[2] >= value[0]
+        and value[3] >= value[1]
+    )
+
+
+def clip_boxes(boxes: np.ndarray | Sequence[Sequence[float]], size: Sequence[float]) -> np.ndarray:
+    """Clip boxes to a ``W x H`` picture: ``x`` to ``[0, W]``, ``y`` to ``[0, H]`` (numpy).
+
+    Args:
+        boxes: ``[..., 4]`` boxes.
+        size: ``(W, H)``.
+
+    Returns:
+        A clipped copy (a floating dtype is kept, other dtypes become float64).
+    """
+    out = np.array(boxes, copy=True)
+    if out.dtype.kind != "f":
+        out = out.astype(np.float64)
+    out[..., [0, 2]] = np.clip(out[..., [0, 2]], 0, size[0])
+    out[..., [1, 3]] = np.clip(out[..., [1, 3]], 0, size[1])
+    return out
 
 
 def boxes_from_dict(region_boxes: Mapping[str, Sequence[float]] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +195,50 @@ def boxes_to_dict(
     return {n: [round(float(v), ndigits) for v in arr[i]] for i, n in enumerate(names) if keep[i]}
 
 
+def region_boxes_to_array(
+    region_boxes: Mapping[str, Sequence[float]] | None, names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn ``{region name: [x1, y1, x2, y2]}`` into arrays in vocabulary order, checking every box.
+
+    The strict form of :func:`boxes_from_dict` used on datalist items: names are matched
+    case-insensitively, every box must pass :func:`check_box`, and a present box counts as known even
+    when it is empty (the transforms drop boxes that end up too small).
+
+    Args:
+        region_boxes: boxes by region name (case-insensitive); None or empty gives all regions absent.
+        names: region vocabulary (defaults to ``region_names()``, the 29 Chest ImaGenome regions).
+
+    Returns:
+        ``(boxes float32 [R, 4], mask bool [R])``; absent regions have a zero box and ``False``.
+
+    Raises:
+        ValueError: unknown region name or malformed box.
+    """
+    names = list(names) if names is not None else region_names()
+    lookup = {name.lower(): i for i, name in enumerate(names)}
+    boxes = np.zeros((len(names), 4), dtype=np.float32)
+    mask = np.zeros(len(names), dtype=bool)
+    for name, box in (region_boxes or {}).items():
+        index = lookup.get(str(name).strip().lower())
+        if index is None:
+            raise ValueError(
+                f"unknown anatomical region {name!r} in region_boxes (see gkmvlp_monai/core/vocabularies/regions.json)"
+            )
+        boxes[index] = check_box(box, f"region {name!r}")
+        mask[index] = True
+    return boxes, mask
+
+
+def _corners(boxes: np.ndarray) -> np.ndarray:
+    """``[N, 4]`` boxes -> ``[N, 4 corners, (x, y)]``."""
+    return np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], axis=1)
+
+
+def _hull(points: np.ndarray) -> np.ndarray:
+    """``[N, K, (x, y)]`` points -> ``[N, 4]`` axis-aligned boxes around them."""
+    return np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
+
+
 def warp_boxes(boxes: np.ndarray, matrix: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Map boxes through the affine ``p -> matrix @ p + offset``: the axis-aligned hull of the 4 warped corners.
 
@@ -130,12 +250,46 @@ def warp_boxes(boxes: np.ndarray, matrix: np.ndarray, offset: np.ndarray) -> np.
     Returns:
         ``[N, 4]`` float32 boxes.
     """
-    b = np.asarray(boxes, dtype=np.float64)
-    corners = np.stack(
-        [b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], axis=1
-    )  # [N, 4 corners, (x, y)]
+    corners = _corners(np.asarray(boxes, dtype=np.float64))
     warped = corners @ np.asarray(matrix, dtype=np.float64).T + np.asarray(offset, dtype=np.float64)
-    return np.concatenate([warped.min(axis=1), warped.max(axis=1)], axis=1).astype(np.float32)
+    return _hull(warped).astype(np.float32)
+
+
+def map_boxes(
+    boxes: np.ndarray,
+    from_affine: np.ndarray,
+    to_affine: np.ndarray,
+    image_size: Sequence[int],
+    min_size: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map ``xyxy`` boxes between two pixel grids of a 2-D image (e.g. before and after MONAI transforms).
+
+    Args:
+        boxes: ``[N, 4]`` continuous ``[x1, y1, x2, y2]`` on the grid of ``from_affine``.
+        from_affine: 3x3 pixel-index -> world affine of the boxes' grid.
+        to_affine: 3x3 pixel-index -> world affine of the target grid.
+        image_size: ``(W, H)`` of the target image, for clipping.
+        min_size: boxes narrower or lower than this (in target pixels) after clipping are dropped.
+
+    Returns:
+        ``(boxes float32 [N, 4], kept bool [N])``; dropped boxes are zeros.
+
+    Raises:
+        ValueError: affines that are not 3x3 (a 2-D image) or boxes not ``[N, 4]``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
+    a0, a1 = np.asarray(from_affine, dtype=np.float64), np.asarray(to_affine, dtype=np.float64)
+    if a0.shape != (3, 3) or a1.shape != (3, 3):
+        raise ValueError(f"box mapping needs 3x3 (2-D) affines, got {a0.shape} and {a1.shape}")
+    index = _corners(boxes) - 0.5  # continuous -> pixel-index coordinates (pixel centres)
+    hom = np.concatenate([index, np.ones(index.shape[:2] + (1,))], -1)
+    mapped = hom @ (np.linalg.inv(a1) @ a0).T
+    pts = mapped[..., :2] + 0.5
+    out = _hull(pts) if len(boxes) else np.zeros((0, 4))
+    out = clip_boxes(out, np.asarray(image_size, dtype=np.float64))
+    kept = ((out[:, 2] - out[:, 0]) >= min_size) & ((out[:, 3] - out[:, 1]) >= min_size)
+    out[~kept] = 0
+    return out.astype(np.float32), kept
 
 
 @dataclass(frozen=True)
@@ -198,3 +352,65 @@ def letterbox(image: torch.Tensor | np.ndarray, size: int) -> tuple[torch.Tensor
     ox, oy = (size - nw) // 2, (size - nh) // 2
     out[:, ox : ox + nw, oy : oy + nh] = resized
     return out, Letterbox(size, nw / w, nh / h, float(ox), float(oy))
+
+
+def boxes_to_patch_mask(
+    boxes: torch.Tensor, grid: tuple[int, int], image_size: int | float | Sequence[float]
+) -> torch.Tensor:
+    """Which cells of a grid over the image have their centre inside each box.
+
+    A cell is inside when its centre lies in ``[x1, x2) x [y1, y2)``.
+
+    Args:
+        boxes: ``[..., 4]`` xyxy boxes in image pixels (x along dim -2).
+        grid: ``(h, w)`` cells along x and y (a feature map's size, or the image's own for pixels).
+        image_size: side of the square image, or its ``(W, H)``.
+
+    Returns:
+        ``[..., h, w]`` bool.
+    """
+    h, w = grid
+    sx, sy = (image_size, image_size) if not isinstance(image_size, Sequence) else image_size
+    cx = (torch.arange(h, device=boxes.device, dtype=boxes.dtype) + 0.5) * (sx / h)
+    cy = (torch.arange(w, device=boxes.device, dtype=boxes.dtype) + 0.5) * (sy / w)
+    inx = (cx >= boxes[..., 0:1]) & (cx < boxes[..., 2:3])  # [..., h]
+    iny = (cy >= boxes[..., 1:2]) & (cy < boxes[..., 3:4])  # [..., w]
+    return inx.unsqueeze(-1) & iny.unsqueeze(-2)
+
+
+def boxes_to_mask(
+    boxes: Sequence[Sequence[float]] | np.ndarray | torch.Tensor, size: Sequence[int]
+) -> torch.Tensor:
+    """Rasterise ``xyxy`` boxes into one pixel mask, their union.
+
+    A pixel is inside when its centre ``i + 0.5`` lies inside the box (``x1 <= i + 0.5 < x2``).
+
+    Args:
+        boxes: ``[N, 4]`` boxes ``[x1, y1, x2, y2]``; ``x`` runs along the mask's dim 0.
+        size: ``(W, H)`` of the mask.
+
+    Returns:
+        bool ``[W, H]`` (CPU) union of the boxes (all False for no boxes).
+
+    Raises:
+        ValueError: boxes not ``[N, 4]``.
+    """
+    arr = torch.as_tensor(
+        np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, torch.Tensor) else boxes
+    )
+    if arr.numel() == 0:
+        arr = arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"boxes must be [N, 4] xyxy, got shape {tuple(arr.shape)}")
+    w, h = int(size[0]), int(size[1])
+    return boxes_to_patch_mask(arr.detach().cpu().double(), (w, h), (w, h)).any(dim=0)
+
+
+def mask_box(mask: np.ndarray) -> list[float] | None:
+    """Tight ``[x1, y1, x2, y2]`` box of a boolean ``(rows, cols)`` mask (picture order: ``x`` is the
+    column), or ``None`` when the mask is empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]

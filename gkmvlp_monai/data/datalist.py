@@ -97,16 +97,6 @@ class SkipLog:
         return "\n".join(lines)
 
 
-def _is_box(value: Any) -> bool:
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 4
-        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
-        and value[2] >= value[0]
-        and value[3] >= value[1]
-    )
-
-
 def validate_item(
     item: Mapping[str, Any], label_names: Sequence[str], label_type: str, where: str = "item"
 ) -> None:
@@ -121,6 +111,7 @@ def validate_item(
     Raises:
         DatalistError: naming the item and the offending key.
     """
+    from gkmvlp_monai.core.boxes import is_box
     from gkmvlp_monai.core.vocab import region_names
 
     if not isinstance(item.get("image"), str) or not item["image"]:
@@ -153,8 +144,10 @@ def validate_item(
             raise DatalistError(f"{where}: region_boxes must be a mapping region name -> box")
         for name, box in boxes.items():
             if name not in known:
-                raise DatalistError(f"{where}: region {name!r} not in gkmvlp_monai/core/vocabularies/regions.json")
-            if not _is_box(box):
+                raise DatalistError(
+                    f"{where}: region {name!r} not in gkmvlp_monai/core/vocabularies/regions.json"
+                )
+            if not is_box(box):
                 raise DatalistError(
                     f"{where}: region box {name!r} = {box} is not [x1, y1, x2, y2] with x1<=x2, y1<=y2"
                 )
@@ -163,7 +156,7 @@ def validate_item(
         if len(boxes) != len(labels):
             raise DatalistError(f"{where}: {len(boxes)} lesion_boxes but {len(labels)} lesion_labels")
         for box in boxes:
-            if not _is_box(box):
+            if not is_box(box):
                 raise DatalistError(f"{where}: lesion box {box} is not [x1, y1, x2, y2] with x1<=x2, y1<=y2")
     if "image_size" in item:
         size = item["image_size"]
@@ -371,7 +364,9 @@ def write_datalist(
         doc.update(extra)
     for split in SPLITS:
         doc[split] = [dict(it) for it in splits.get(split, [])]
-    subsets = training_fractions([subject_of(it) for it in doc["training"]], [f for f in fractions if f < 1.0], seed)
+    subsets = training_fractions(
+        [subject_of(it) for it in doc["training"]], [f for f in fractions if f < 1.0], seed
+    )
     membership: dict[int, list[str]] = {}
     for f, idx in subsets.items():
         key = fraction_key(f)

@@ -7,8 +7,6 @@ from gkmvlp_monai.transforms.boxes import (
     PrepareBoxesD,
     PrepareBoxesd,
     PrepareBoxesDict,
-    map_boxes,
-    region_boxes_to_array,
 )
 from gkmvlp_monai.transforms.intensity import (
     ClipIntensity,
@@ -78,6 +76,4 @@ __all__ = [
     "cxr_random_transforms",
     "cxr_readers",
     "cxr_transforms",
-    "map_boxes",
-    "region_boxes_to_array",
 ]

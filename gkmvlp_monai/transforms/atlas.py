@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from gkmvlp_monai.core.boxes import boxes_from_dict, letterbox, warp_boxes
+from gkmvlp_monai.core.boxes import box_area, boxes_from_dict, clip_boxes, letterbox, warp_boxes
 
 __all__ = ["Atlas", "AtlasTransform", "register_atlas", "ncc"]
 
@@ -388,10 +388,8 @@ def register_atlas(
         penalty *= 0.3
     if len(known):
         wb = boxes[atlas.mask]
-        area = np.clip(wb[:, 2] - wb[:, 0], 0, None) * np.clip(wb[:, 3] - wb[:, 1], 0, None)
-        cw = np.clip(np.minimum(wb[:, 2], w) - np.maximum(wb[:, 0], 0), 0, None)
-        ch = np.clip(np.minimum(wb[:, 3], h) - np.maximum(wb[:, 1], 0), 0, None)
-        inside_frac = float((cw * ch).sum() / max(area.sum(), 1e-6))
+        area = box_area(wb)
+        inside_frac = float(box_area(clip_boxes(wb, (w, h))).sum() / max(area.sum(), 1e-6))
         if inside_frac < 0.9:
             issues.append(
                 f"warped boxes leave the picture ({100 * (1 - inside_frac):.0f}% of their area outside)"

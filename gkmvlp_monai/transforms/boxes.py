@@ -14,6 +14,8 @@ half a pixel; the conversion handles it.
 
 So boxes need no per-transform handling: ``PrepareBoxesd`` (any time) turns them into arrays,
 ``MapBoxesToImaged`` (after the last spatial transform) moves them into the output image's pixels.
+The geometry itself (:func:`~gkmvlp_monai.core.boxes.map_boxes`, box checks, dict <-> array) is in
+:mod:`gkmvlp_monai.core.boxes`; this module holds only the dictionary transforms.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from gkmvlp_monai.core.boxes import check_box, map_boxes, region_boxes_to_array
 from gkmvlp_monai.core.vocab import region_names
 
 __all__ = [
-    "region_boxes_to_array",
-    "map_boxes",
     "PrepareBoxesd",
     "PrepareBoxesD",
     "PrepareBoxesDict",
@@ -38,88 +39,6 @@ __all__ = [
     "MapBoxesToImageD",
     "MapBoxesToImageDict",
 ]
-
-
-def _check_box(box: Sequence[float], what: str) -> np.ndarray:
-    arr = np.asarray(box, dtype=np.float64)
-    if arr.shape != (4,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what}: a box must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
-    if arr[2] < arr[0] or arr[3] < arr[1]:
-        raise ValueError(f"{what}: box {box!r} has x2 < x1 or y2 < y1")
-    return arr
-
-
-def region_boxes_to_array(
-    region_boxes: Mapping[str, Sequence[float]] | None, names: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Turn ``{region name: [x1, y1, x2, y2]}`` into arrays in vocabulary order.
-
-    Args:
-        region_boxes: boxes by region name (case-insensitive); None or empty gives all regions absent.
-        names: region vocabulary (defaults to ``region_names()``, the 29 Chest ImaGenome regions).
-
-    Returns:
-        ``(boxes float32 [R, 4], mask bool [R])``; absent regions have a zero box and ``False``.
-
-    Raises:
-        ValueError: unknown region name or malformed box.
-    """
-    names = list(names) if names is not None else region_names()
-    lookup = {name.lower(): i for i, name in enumerate(names)}
-    boxes = np.zeros((len(names), 4), dtype=np.float32)
-    mask = np.zeros(len(names), dtype=bool)
-    for name, box in (region_boxes or {}).items():
-        index = lookup.get(str(name).strip().lower())
-        if index is None:
-            raise ValueError(
-                f"unknown anatomical region {name!r} in region_boxes (see gkmvlp_monai/core/vocabularies/regions.json)"
-            )
-        boxes[index] = _check_box(box, f"region {name!r}")
-        mask[index] = True
-    return boxes, mask
-
-
-def map_boxes(
-    boxes: np.ndarray,
-    from_affine: np.ndarray,
-    to_affine: np.ndarray,
-    image_size: Sequence[int],
-    min_size: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Map ``xyxy`` boxes between two pixel grids of a 2-D image.
-
-    Args:
-        boxes: ``[N, 4]`` continuous ``[x1, y1, x2, y2]`` on the grid of ``from_affine``.
-        from_affine: 3x3 pixel-index -> world affine of the boxes' grid.
-        to_affine: 3x3 pixel-index -> world affine of the target grid.
-        image_size: ``(W, H)`` of the target image, for clipping.
-        min_size: boxes narrower or lower than this (in target pixels) after clipping are dropped.
-
-    Returns:
-        ``(boxes float32 [N, 4], kept bool [N])``; dropped boxes are zeros.
-
-    Raises:
-        ValueError: affines that are not 3x3 (a 2-D image) or boxes not ``[N, 4]``.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if np.size(boxes) else np.zeros((0, 4))
-    a0, a1 = np.asarray(from_affine, dtype=np.float64), np.asarray(to_affine, dtype=np.float64)
-    if a0.shape != (3, 3) or a1.shape != (3, 3):
-        raise ValueError(f"box mapping needs 3x3 (2-D) affines, got {a0.shape} and {a1.shape}")
-    x1, y1, x2, y2 = boxes.T
-    corners = np.stack(
-        [np.stack([x1, y1], -1), np.stack([x2, y1], -1), np.stack([x1, y2], -1), np.stack([x2, y2], -1)], 1
-    )
-    index = corners - 0.5  # continuous -> pixel-index coordinates (pixel centres)
-    hom = np.concatenate([index, np.ones(index.shape[:2] + (1,))], -1)
-    mapped = hom @ (np.linalg.inv(a1) @ a0).T
-    pts = mapped[..., :2] + 0.5
-    out = np.concatenate([pts.min(1), pts.max(1)], -1) if len(boxes) else np.zeros((0, 4))
-    size = np.asarray(image_size, dtype=np.float64)
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, size[0])
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, size[1])
-    kept = ((out[:, 2] - out[:, 0]) >= min_size) & ((out[:, 3] - out[:, 1]) >= min_size)
-    out[~kept] = 0
-    return out.astype(np.float32), kept
 
 
 class PrepareBoxesd(MapTransform):
@@ -172,7 +91,7 @@ class PrepareBoxesd(MapTransform):
             if lesions is None or not isinstance(lesions, np.ndarray | torch.Tensor) or lesions.ndim != 2:
                 lesion_list = [] if lesions is None else list(lesions)
                 arr = (
-                    np.stack([_check_box(b, f"lesion box {i}") for i, b in enumerate(lesion_list)])
+                    np.stack([check_box(b, f"lesion box {i}") for i, b in enumerate(lesion_list)])
                     if lesion_list
                     else np.zeros((0, 4))
                 )

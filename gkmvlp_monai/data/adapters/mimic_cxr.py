@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gkmvlp_monai.core.vocab import label_set, region_names
 from gkmvlp_monai.data.adapters.base import (
     AdapterError,
     AdapterResult,
@@ -39,7 +40,6 @@ from gkmvlp_monai.data.adapters.base import (
 )
 from gkmvlp_monai.data.datalist import SkipLog, assign_splits, relative_to
 from gkmvlp_monai.knowledge.sections import parse_report_sections
-from gkmvlp_monai.core.vocab import label_set, region_names
 
 OFFICIAL_SPLIT = {"train": "training", "validate": "validation", "test": "test"}
 
@@ -94,6 +94,8 @@ def load_scene_graph_boxes(
     Raises:
         AdapterError: unreadable JSON, missing keys or an unknown region name, naming the file.
     """
+    from gkmvlp_monai.core.boxes import clip_boxes
+
     canonical = {n.lower(): n for n in region_names()}
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -117,9 +119,7 @@ def load_scene_graph_boxes(
         except (KeyError, TypeError, ValueError) as err:
             raise AdapterError(f"{path}: region {name!r} lacks numeric original_x1/y1/x2/y2") from err
         if image_size is not None:
-            w, h = image_size
-            x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)
-            y1, y2 = min(max(y1, 0.0), h), min(max(y2, 0.0), h)
+            x1, y1, x2, y2 = clip_boxes([x1, y1, x2, y2], image_size).tolist()
         if x2 <= x1 or y2 <= y1:
             notes.add(
                 "Chest ImaGenome box empty (after clipping to the image), dropped", f"{path.name}:{name}"

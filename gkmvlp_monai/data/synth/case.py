@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gkmvlp_monai.core.boxes import mask_box
 from gkmvlp_monai.data.synth.anatomy import AnatomyParams, LungTemplate, build_anatomy
 from gkmvlp_monai.data.synth.findings import (
     CaseFindings,
@@ -24,7 +25,7 @@ from gkmvlp_monai.data.synth.render import (
     warp_density,
     warp_labels,
 )
-from gkmvlp_monai.data.synth.truth import mask_box, region_boxes
+from gkmvlp_monai.data.synth.truth import region_boxes
 
 #: at most this many findings per case are drawn (their bits share the label warp; 2**53 is exact)
 _MAX_FINDINGS = 20

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gkmvlp_monai.data.synth.anatomy import STRUCTURE_BITS
+from gkmvlp_monai.core.boxes import mask_box
 from gkmvlp_monai.core.vocab import regions
+from gkmvlp_monai.data.synth.anatomy import STRUCTURE_BITS
 
 Box = list[float]
 
@@ -23,15 +24,6 @@ def bit_mask(labels: np.ndarray, *names: str) -> np.ndarray:
     for n in names:
         bits |= 1 << STRUCTURE_BITS[n]
     return (labels & np.uint32(bits)) != 0
-
-
-def mask_box(mask: np.ndarray) -> Box | None:
-    """Tight ``[x1, y1, x2, y2]`` box of a boolean ``(rows, cols)`` mask, or ``None`` when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
 
 
 def _lung_parts(lung: np.ndarray, lateral_is_left: bool) -> dict[str, np.ndarray]:

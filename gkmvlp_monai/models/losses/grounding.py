@@ -5,24 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def boxes_to_patch_mask(boxes: torch.Tensor, grid: tuple[int, int], image_size: int) -> torch.Tensor:
-    """Which feature-map cells have their centre inside each box.
-
-    Args:
-        boxes: ``[..., 4]`` xyxy boxes in image pixels (x along dim -2).
-        grid: ``(h, w)`` feature-map size.
-        image_size: side of the square image.
-
-    Returns:
-        ``[..., h, w]`` bool.
-    """
-    h, w = grid
-    cx = (torch.arange(h, device=boxes.device, dtype=boxes.dtype) + 0.5) * (image_size / h)
-    cy = (torch.arange(w, device=boxes.device, dtype=boxes.dtype) + 0.5) * (image_size / w)
-    inx = (cx >= boxes[..., 0:1]) & (cx < boxes[..., 2:3])  # [..., h]
-    iny = (cy >= boxes[..., 1:2]) & (cy < boxes[..., 3:4])  # [..., w]
-    return inx.unsqueeze(-1) & iny.unsqueeze(-2)
+from gkmvlp_monai.core.boxes import boxes_to_patch_mask
 
 
 class GroundingLoss(nn.Module):

@@ -26,9 +26,9 @@ from ignite.engine import Engine, Events
 from monai.data import MetaTensor
 from monai.transforms import AsDiscreted, Compose, MapTransform, RandAffined, SelectItemsd
 
+from gkmvlp_monai.core.boxes import boxes_to_mask
 from gkmvlp_monai.data.datalist import load_datalist
 from gkmvlp_monai.knowledge import vocab
-from gkmvlp_monai.tasks.localization.metrics import boxes_to_mask
 from gkmvlp_monai.transforms.boxes import MapBoxesToImaged, PrepareBoxesd
 from gkmvlp_monai.transforms.intensity import ClipIntensityd, cxr_intensity_augmentations
 from gkmvlp_monai.transforms.io import LoadCXRImage, LoadCXRImaged

@@ -30,7 +30,6 @@ from monai.metrics import CumulativeIterationMetric, compute_dice, compute_iou
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
-    "boxes_to_mask",
     "pointing_game",
     "dice_iou_at_thresholds",
     "dice_iou_sweep",
@@ -41,39 +40,6 @@ __all__ = [
 
 #: candidate thresholds for maps in [0, 1] (min-max normalised heat maps, sigmoid probabilities)
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
-
-
-def boxes_to_mask(
-    boxes: Sequence[Sequence[float]] | np.ndarray | torch.Tensor, size: Sequence[int]
-) -> torch.Tensor:
-    """Rasterise ``xyxy`` boxes (data-contract coordinates: pixel ``i`` covers ``[i, i + 1)``).
-
-    A pixel is inside when its centre ``i + 0.5`` lies inside the box (``x1 <= i + 0.5 < x2``).
-
-    Args:
-        boxes: ``[N, 4]`` boxes ``[x1, y1, x2, y2]``; ``x`` runs along the mask's dim 0.
-        size: ``(W, H)`` of the mask.
-
-    Returns:
-        bool ``[W, H]`` union of the boxes (all False for no boxes).
-
-    Raises:
-        ValueError: boxes not ``[N, 4]``.
-    """
-    arr = torch.as_tensor(
-        np.asarray(boxes, dtype=np.float64) if not isinstance(boxes, torch.Tensor) else boxes
-    )
-    if arr.numel() == 0:
-        arr = arr.reshape(0, 4)
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"boxes must be [N, 4] xyxy, got shape {tuple(arr.shape)}")
-    w, h = int(size[0]), int(size[1])
-    cx = torch.arange(w, dtype=torch.float64) + 0.5
-    cy = torch.arange(h, dtype=torch.float64) + 0.5
-    mask = torch.zeros(w, h, dtype=torch.bool)
-    for x1, y1, x2, y2 in arr.double().tolist():
-        mask |= ((cx >= x1) & (cx < x2))[:, None] & ((cy >= y1) & (cy < y2))[None, :]
-    return mask
 
 
 def _check(y_pred: torch.Tensor, y: torch.Tensor) -> None:
