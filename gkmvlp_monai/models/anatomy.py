@@ -83,7 +83,7 @@ class RegionBoxNet(nn.Module):
         up = F.interpolate(self.lateral4(f4), size=f3.shape[-2:], mode="bilinear", align_corners=False)
         return F.relu(self.lateral3(f3) + up)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Predict boxes and confidence logits.
 
         Args:

@@ -59,6 +59,11 @@ class ImageEncoder(nn.Module):
         strict_weights: strict key matching when loading ``weights_path``.
     """
 
+    # A TorchScript constant: ``torch.jit.script`` then compiles only the branch of ``forward`` that the
+    # backbone takes. As a plain attribute both branches are compiled, and the ViT branch's tuple
+    # unpacking of a ResNet's tensor output (or the ResNet branch's ``act`` on a ViT) fails to compile.
+    __constants__ = ["is_vit"]
+
     def __init__(
         self,
         arch: str = "resnet50",
@@ -121,9 +126,27 @@ class ImageEncoder(nn.Module):
             b, _, c = tokens.shape
             fmap = tokens.transpose(1, 2).reshape(b, c, self.grid, self.grid)
             return fmap, tokens.mean(dim=1)
-        net = self.backbone
-        x = net.act(net.bn1(net.conv1(image)))
-        if not net.no_max_pool:
-            x = net.maxpool(x)
-        fmap = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+        fmap = self.feature_maps(image)[0]
         return fmap, fmap.mean(dim=(-2, -1))
+
+    @torch.jit.export
+    def feature_maps(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's feature maps, deepest first (decoders use the shallower ones as skips).
+
+        Args:
+            image: ``[B, C, S, S]`` float images.
+
+        Returns:
+            ResNets: ``[layer4 (S/32), layer3 (S/16), layer2 (S/8), layer1 (S/4), stem (S/2)]``; ViTs:
+            their single patch grid ``[S/16]``.
+        """
+        if self.is_vit:
+            return [self.forward(image)[0]]
+        net = self.backbone
+        stem = net.act(net.bn1(net.conv1(image)))
+        x = stem if net.no_max_pool else net.maxpool(stem)
+        f1 = net.layer1(x)
+        f2 = net.layer2(f1)
+        f3 = net.layer3(f2)
+        f4 = net.layer4(f3)
+        return [f4, f3, f2, f1, stem]

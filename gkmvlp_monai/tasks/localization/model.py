@@ -32,16 +32,7 @@ def encoder_features(encoder: ImageEncoder, image: torch.Tensor) -> list[torch.T
     ResNets give ``[layer4 (S/32), layer3 (S/16), layer2 (S/8), layer1 (S/4), stem (S/2)]``; ViTs give
     their single patch grid ``[S/16]``.
     """
-    if encoder.is_vit:
-        return [encoder(image)[0]]
-    net = encoder.backbone
-    stem = net.act(net.bn1(net.conv1(image)))
-    x = stem if net.no_max_pool else net.maxpool(stem)
-    f1 = net.layer1(x)
-    f2 = net.layer2(f1)
-    f3 = net.layer3(f2)
-    f4 = net.layer4(f3)
-    return [f4, f3, f2, f1, stem]
+    return encoder.feature_maps(image)
 
 
 class _UpStage(nn.Module):
@@ -120,7 +111,7 @@ class FindingSegmenter(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S, S]`` -> ``[B, K, S, S]`` logits."""
-        feats = encoder_features(self.image_encoder, image)
+        feats = self.image_encoder.feature_maps(image)  # a method call, so the network scripts
         x = feats[0]
         for i, stage in enumerate(self.stages):
             skip = feats[i + 1] if i + 1 < len(feats) else None
