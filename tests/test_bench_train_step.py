@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gkmvlp_monai.models.gkmvlp import build_gkmvlp, trim_padding
 from gkmvlp_monai.models.losses.itc import report_keys
+from gkmvlp_monai.models.losses.itm import itm_pairs
 
 DESCS = [
     "pleural effusion: fluid collecting in the pleural space",
@@ -63,11 +65,16 @@ def test_optimised_forward_equals_plain_computation():
         ids, mask = batch["input_ids"], batch["attention_mask"]
         vis = model.visual_features(batch["image"], batch["region_boxes"], batch["region_mask"])
         tokens, pooled = model.text_encoder(ids, mask)
-        itc = model.itc_loss(model.image_proj(vis["global"]), model.text_proj(pooled), report_keys(ids, mask))
-        itm = model.itm_loss(model.fusion, tokens, mask, vis["memory"], itc["sim_i2t"], itc["same"])
+        img = F.normalize(model.image_proj(vis["global"]), dim=-1)
+        itc = model.itc_head(img, F.normalize(model.text_proj(pooled), dim=-1), report_keys(ids, mask))
+        itc_loss = model.itc_loss(itc["logits_i2t"], itc["logits_t2i"], itc["positives"])
+        pairs = itm_pairs(itc["sim_i2t"], itc["same"])
+        t, i = pairs["text_index"], pairs["image_index"]
+        itm_logits = model.itm_head(model.fusion(tokens[t], mask[t], vis["memory"][i]))
+        itm_loss = model.itm_loss(itm_logits, pairs["labels"])
         lm = model.lm_loss(model.decoder(ids[:, :-1], vis["memory"], mask[:, :-1]), ids, mask)
-    torch.testing.assert_close(out["loss_itc"], itc["loss"], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out["loss_itm"], itm["loss"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["loss_itc"], itc_loss, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["loss_itm"], itm_loss, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out["loss_lm"], lm, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out["sim_i2t"], itc["sim_i2t"], atol=1e-5, rtol=1e-5)
 

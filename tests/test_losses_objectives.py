@@ -5,20 +5,27 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from gkmvlp_monai.models.heads import ITCHead
 from gkmvlp_monai.models.losses.ecls import ECLSLoss
 from gkmvlp_monai.models.losses.grounding import GroundingLoss
 from gkmvlp_monai.models.losses.itc import ITCLoss, report_keys
-from gkmvlp_monai.models.losses.itm import ITMLoss, mine_hard_negatives
+from gkmvlp_monai.models.losses.itm import ITMLoss, itm_pairs, mine_hard_negatives
 from gkmvlp_monai.models.losses.lm import LMLoss
+
+
+def _itc(head: ITCHead, img: torch.Tensor, txt: torch.Tensor, keys: torch.Tensor | None = None) -> dict:
+    """ITC head on normalised embeddings, then the parameter-free loss: the network's order."""
+    out = head(F.normalize(img, dim=-1), F.normalize(txt, dim=-1), keys)
+    return {**out, "loss": ITCLoss()(out["logits_i2t"], out["logits_t2i"], out["positives"])}
 
 
 def test_itc_lower_for_matched_than_shuffled():
     torch.manual_seed(0)
     img = torch.randn(8, 16)
     txt = img + 0.1 * torch.randn(8, 16)
-    loss = ITCLoss(16)
-    matched = loss(img, txt)["loss"]
-    shuffled = loss(img, txt[torch.roll(torch.arange(8), 1)])["loss"]
+    head = ITCHead(16)
+    matched = _itc(head, img, txt)["loss"]
+    shuffled = _itc(head, img, txt[torch.roll(torch.arange(8), 1)])["loss"]
     assert matched < shuffled
     assert matched < 0.1
 
@@ -26,8 +33,8 @@ def test_itc_lower_for_matched_than_shuffled():
 def test_itc_identical_reports_are_soft_positives():
     torch.manual_seed(0)
     img, txt = torch.randn(4, 8), torch.randn(4, 8)
-    loss = ITCLoss(8, temperature=0.05)
-    out = loss(img, txt, torch.tensor([7, 7, 2, 3]))
+    head = ITCHead(8, temperature=0.05)
+    out = _itc(head, img, txt, torch.tensor([7, 7, 2, 3]))
     assert out["same"][0, 1] and out["same"][1, 0] and not out["same"][0, 2]
     target = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
     logits = F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t() / 0.05
@@ -35,40 +42,48 @@ def test_itc_identical_reports_are_soft_positives():
         -(target * logits.log_softmax(1)).sum(1).mean() - (target * logits.t().log_softmax(1)).sum(1).mean()
     ) / 2
     torch.testing.assert_close(out["loss"], want)
-    distinct = loss(img, txt, torch.tensor([0, 1, 2, 3]))["loss"]
-    torch.testing.assert_close(distinct, loss(img, txt)["loss"])  # no keys: diagonal targets
+    distinct = _itc(head, img, txt, torch.tensor([0, 1, 2, 3]))["loss"]
+    torch.testing.assert_close(distinct, _itc(head, img, txt)["loss"])  # no keys: diagonal targets
     assert not torch.isclose(distinct, out["loss"])
 
 
 def test_itc_queue_adds_negatives_and_fills():
     torch.manual_seed(0)
-    loss = ITCLoss(8, queue_size=5).train()
+    head = ITCHead(8, queue_size=5).train()
     img, txt = torch.randn(3, 8), torch.randn(3, 8)
-    first = loss(img, txt, torch.tensor([0, 1, 2]))["loss"]
-    assert int(loss.queue_len) == 3 and int(loss.queue_ptr) == 3
-    second = loss(img, txt, torch.tensor([10, 11, 12]))["loss"]  # same embeddings, 3 extra negatives
+    first = _itc(head, img, txt, torch.tensor([0, 1, 2]))["loss"]
+    assert int(head.queue_len) == 3 and int(head.queue_ptr) == 3
+    second = _itc(head, img, txt, torch.tensor([10, 11, 12]))["loss"]  # same embeddings, 3 extra negatives
     assert second > first
-    assert int(loss.queue_len) == 5 and int(loss.queue_ptr) == 1  # wrapped around
-    loss.eval()
-    ptr = int(loss.queue_ptr)
+    assert int(head.queue_len) == 5 and int(head.queue_ptr) == 1  # wrapped around
+    head.eval()
+    ptr = int(head.queue_ptr)
     img2, txt2 = torch.randn(3, 8), torch.randn(3, 8)
-    fresh = loss(img2, txt2, torch.tensor([40, 41, 42]))["loss"]
-    assert int(loss.queue_ptr) == ptr  # no enqueue in eval
+    fresh = _itc(head, img2, txt2, torch.tensor([40, 41, 42]))["loss"]
+    assert int(head.queue_ptr) == ptr  # no enqueue in eval
     # fresh keys: the 5 queued embeddings are plain negatives
-    qi, qt = loss.image_queue, loss.text_queue
+    qi, qt = head.image_queue, head.text_queue
     li = F.normalize(img2, dim=-1) @ torch.cat((F.normalize(txt2, dim=-1), qt)).t() / 0.07
     lt = F.normalize(txt2, dim=-1) @ torch.cat((F.normalize(img2, dim=-1), qi)).t() / 0.07
     want = (F.cross_entropy(li, torch.arange(3)) + F.cross_entropy(lt, torch.arange(3))) / 2
     torch.testing.assert_close(fresh, want, rtol=1e-4, atol=1e-4)
     # a queued entry of the same report is a positive, not a negative
-    assert not torch.isclose(loss(img2, txt2, torch.tensor([10, 41, 42]))["loss"], fresh)
+    assert not torch.isclose(_itc(head, img2, txt2, torch.tensor([10, 41, 42]))["loss"], fresh)
 
 
 def test_itc_temperature_is_learned():
     img, txt = torch.randn(4, 8), torch.randn(4, 8)
-    loss = ITCLoss(8)
-    loss(img, txt)["loss"].backward()
-    assert loss.log_temp.grad is not None and loss.log_temp.grad != 0
+    head = ITCHead(8)
+    _itc(head, img, txt)["loss"].backward()
+    assert head.log_temp.grad is not None and head.log_temp.grad != 0
+
+
+def test_losses_hold_no_parameters_or_state():
+    """Objectives are functions: nothing learned, nothing saved in a checkpoint."""
+    losses = (ITCLoss(), ITMLoss(), LMLoss(), ECLSLoss([1.0, 2.0, 3.0]), GroundingLoss())
+    for loss in losses:
+        assert not list(loss.parameters()), type(loss).__name__
+        assert not loss.state_dict(), type(loss).__name__
 
 
 def test_report_keys_equal_only_for_equal_reports():
@@ -115,21 +130,22 @@ def test_itm_sampling_never_picks_a_match():
         assert (m["neg_text"] != torch.arange(5)).all() and (m["neg_image"] != torch.arange(5)).all()
 
 
-def test_itm_one_fused_pass_over_positives_and_negatives():
-    calls = []
-
-    def fusion(tokens, mask, memory):
-        calls.append((tokens.shape[0], memory.shape[0]))
-        return torch.cat((tokens[:, 0, :2], memory[:, 0, :2]), -1)  # [N, 4] depends on the pairing
-
-    text = torch.arange(3.0)[:, None, None].expand(3, 2, 4).clone()
-    memory = 10 + torch.arange(3.0)[:, None, None].expand(3, 5, 4).clone()
+def test_itm_pairs_are_positives_then_both_negative_directions():
     sim = torch.tensor([[5.0, 4.0, 1.0], [0.0, 5.0, 3.0], [2.0, 1.0, 5.0]])
-    loss = ITMLoss(dim=4)
-    out = loss(fusion, text, torch.ones(3, 2), memory, sim, torch.eye(3, dtype=torch.bool))
-    assert calls == [(9, 9)]
-    assert out["labels"].tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0]
-    assert torch.isfinite(out["loss"])
+    pairs = itm_pairs(sim, torch.eye(3, dtype=torch.bool))
+    # positives (i, i); image i with its hardest text; hardest image of text j with text j
+    assert pairs["image_index"].tolist() == [0, 1, 2, 0, 1, 2, 2, 0, 1]
+    assert pairs["text_index"].tolist() == [0, 1, 2, 1, 2, 0, 0, 1, 2]
+    assert pairs["labels"].tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    # a row without a non-matching candidate adds no negative
+    none = itm_pairs(sim, torch.ones(3, 3, dtype=torch.bool))
+    assert none["labels"].tolist() == [1, 1, 1]
+
+
+def test_itm_loss_is_cross_entropy_of_the_head_logits():
+    logits = torch.tensor([[0.2, 1.5], [2.0, -1.0], [0.3, 0.1]])
+    labels = torch.tensor([1, 0, 0])
+    torch.testing.assert_close(ITMLoss()(logits, labels), F.cross_entropy(logits, labels))
 
 
 def test_lm_loss_uses_shifted_tokens_and_ignores_padding():

@@ -62,8 +62,8 @@ def test_forward_outputs_and_losses(model):
 
 
 GROUPS = {
-    "itc": ["image_encoder", "text_encoder", "image_proj", "text_proj", "itc_loss"],
-    "itm": ["image_encoder", "text_encoder", "fusion", "itm_loss", "gk", "region_pool", "knowledge"],
+    "itc": ["image_encoder", "text_encoder", "image_proj", "text_proj", "itc_head"],
+    "itm": ["image_encoder", "text_encoder", "fusion", "itm_head", "gk", "region_pool", "knowledge"],
     "lm": ["image_encoder", "decoder", "gk", "region_pool", "knowledge"],
     "ecls": ["image_encoder", "gk", "region_pool", "knowledge", "ecls_head"],
     "grounding": ["image_encoder", "gk"],
@@ -102,7 +102,7 @@ def test_weight_zero_switches_objectives_off():
     m = build_gkmvlp(
         "tiny", DESCS, image_size=S, weight_itc=0.0, weight_itm=0.0, weight_lm=0.0, weight_grounding=0.0
     )
-    assert m.fusion is None and m.decoder is None and m.itm_loss is None
+    assert m.fusion is None and m.decoder is None and m.itm_head is None
     calls = []
     m.text_encoder.register_forward_hook(lambda *a: calls.append(1))
     out = m(_batch(m))

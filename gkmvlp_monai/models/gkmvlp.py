@@ -3,7 +3,7 @@ objectives (ITC, ITM, LM, ECLS) plus a grounding term; inference helpers and an 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import torch
@@ -13,12 +13,13 @@ from torch import nn
 from gkmvlp_monai.models.decoder import ReportDecoder
 from gkmvlp_monai.models.fusion import CrossModalEncoder
 from gkmvlp_monai.models.gk import GKModule, init_weights
+from gkmvlp_monai.models.heads import ITCHead
 from gkmvlp_monai.models.image import ImageEncoder
 from gkmvlp_monai.models.knowledge import KnowledgeEncoder
 from gkmvlp_monai.models.losses.ecls import ECLSLoss
 from gkmvlp_monai.models.losses.grounding import GroundingLoss
 from gkmvlp_monai.models.losses.itc import ITCLoss, report_keys
-from gkmvlp_monai.models.losses.itm import ITMLoss
+from gkmvlp_monai.models.losses.itm import ITMLoss, itm_pairs
 from gkmvlp_monai.models.losses.lm import LMLoss
 from gkmvlp_monai.models.region import RegionPooling
 from gkmvlp_monai.models.text import TextEncoder, load_tokenizer, tiny_bert_config
@@ -48,6 +49,44 @@ def trim_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple
     return input_ids[:, :n], attention_mask[:, :n]
 
 
+#: renamed state-dict entries, (old sub-key, new sub-key) relative to the GK-MVLP network: before the
+#: objectives became parameter-free, the ITC temperature and queue lived in ``itc_loss`` and the ITM head
+#: in ``itm_loss.classifier``. The one place old checkpoints are mapped (:func:`upgrade_legacy_keys`).
+LEGACY_KEYS: tuple[tuple[str, str], ...] = (
+    ("itc_loss.", "itc_head."),
+    ("itm_loss.classifier.", "itm_head."),
+)
+
+
+def upgrade_state_dict(state_dict: MutableMapping[str, Any], prefix: str = "") -> MutableMapping[str, Any]:
+    """Rename, in place, the entries of a GK-MVLP state dict saved under :data:`LEGACY_KEYS`' old names.
+
+    Args:
+        state_dict: a state dict holding a GK-MVLP network's entries under ``prefix``.
+        prefix: where the network's entries start (``""`` for a GK-MVLP checkpoint, ``"backbone."`` for one
+            nested in a task network).
+
+    Returns:
+        ``state_dict`` (an entry whose new name is already present is left as it is).
+    """
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix) :]
+        for old, new in LEGACY_KEYS:
+            if rest.startswith(old):
+                renamed = prefix + new + rest[len(old) :]
+                if renamed not in state_dict:
+                    state_dict[renamed] = state_dict.pop(key)
+                break
+    return state_dict
+
+
+def upgrade_legacy_keys(
+    module: nn.Module, state_dict: MutableMapping[str, Any], prefix: str, *_: Any
+) -> None:
+    """``load_state_dict`` pre-hook of GK-MVLP networks and their wrappers: :func:`upgrade_state_dict`."""
+    upgrade_state_dict(state_dict, prefix)
+
+
 class GKMVLP(nn.Module):
     """Grounded knowledge-enhanced vision-language pre-training network.
 
@@ -55,7 +94,10 @@ class GKMVLP(nn.Module):
     which attend to the global and patch visual features. Objectives: ITC (global image vs report), ITM
     (image-grounded report encoding over positives and hard negatives), LM (report decoder conditioned on
     visual and GK tokens), ECLS (entity state from GK features) and grounding (present entities' patch
-    attention inside their grounded boxes). An objective with weight 0 is neither built nor computed.
+    attention inside their grounded boxes). The parameters the objectives learn are heads of the network
+    (``itc_head``: temperature and queue; ``itm_head``; the report decoder; ``ecls_head``); the objectives
+    themselves (``itc_loss`` ... ``grounding_loss``) hold none. An objective with weight 0 is not computed
+    and its ITM or LM heads are not built.
 
     Args:
         image_encoder: image encoder.
@@ -140,13 +182,14 @@ class GKMVLP(nn.Module):
         self.ecls_head = nn.Linear(dim, 3)
         self.image_proj = nn.Linear(c, embed_dim)
         self.text_proj = nn.Linear(h, embed_dim)
-        self.ecls_loss = ECLSLoss(ecls_class_weights)
-        self.grounding_loss = GroundingLoss()
-        self.itc_loss = ITCLoss(embed_dim, itc_temperature, queue_size=itc_queue_size)
-        self.fusion = self.itm_loss = self.decoder = self.lm_loss = None
+        # heads that hold what the objectives learn; created in this order (the random initialisation of
+        # every parameter depends on it, and so does checkpoint compatibility: see LEGACY_KEYS)
+        self.itc_head = ITCHead(embed_dim, itc_temperature, queue_size=itc_queue_size)
+        self.fusion = self.itm_head = self.decoder = None
         if weight_itm > 0:
             self.fusion = CrossModalEncoder(h, dim, fusion_layers, num_heads)
-            self.itm_loss = ITMLoss(dim, itm_sample_negatives)
+            self.itm_head = nn.Linear(dim, 2)
+        self.itm_sample_negatives = itm_sample_negatives
         if weight_lm > 0:
             self.decoder = ReportDecoder(
                 vocab_size=len(tokenizer),
@@ -160,12 +203,18 @@ class GKMVLP(nn.Module):
                 pad_id=tokenizer.pad_token_id,
                 dropout=dropout,
             )
-            self.lm_loss = LMLoss(lm_label_smoothing)
+        # the objectives: parameter-free functions of the heads' outputs
+        self.itc_loss = ITCLoss()
+        self.itm_loss = ITMLoss()
+        self.lm_loss = LMLoss(lm_label_smoothing)
+        self.ecls_loss = ECLSLoss(ecls_class_weights)
+        self.grounding_loss = GroundingLoss()
         for m in (self.region_pool, self.gk, self.ecls_head, self.image_proj, self.text_proj, self.fusion):
             if m is not None:
                 init_weights(m)
         if self.decoder is not None:
             init_weights(self.decoder.layers)
+        self.register_load_state_dict_pre_hook(upgrade_legacy_keys)
 
     # ------------------------------------------------------------------ shared pieces
     def visual_features(
@@ -219,13 +268,15 @@ class GKMVLP(nn.Module):
         image = batch["image"]
         has_text = "input_ids" in batch and "attention_mask" in batch
         has_state = "entity_state" in batch
+        has_regions = "entity_regions" in batch
         # region pooling + GK module only when an objective (or evaluation) consumes them
         need_gk = (
             not self.training
-            or (has_state and (w["ecls"] > 0 or (w["grounding"] > 0 and "entity_regions" in batch)))
+            or (has_state and (w["ecls"] > 0 or (w["grounding"] > 0 and has_regions)))
             or (has_text and (w["itm"] > 0 or w["lm"] > 0))
         )
         out: dict[str, torch.Tensor] = {}
+        # 1. encode the image and ground the entity queries in it (region tokens, GK module, ECLS logits)
         if need_gk:
             prompt = batch.get("entity_regions") if (self.report_prompts and self.training) else None
             vis = self.visual_features(image, batch["region_boxes"], batch["region_mask"], prompt)
@@ -233,39 +284,45 @@ class GKMVLP(nn.Module):
         else:
             _, glob = self.image_encoder(image)
             vis = {"global": glob}
-        losses: dict[str, torch.Tensor] = {}
+        # 2. encode the report and compute the heads (the order of the heads is the order of their
+        # random draws: ITM negative sampling, then fusion dropout, then decoder dropout)
+        itc = itm_logits = lm_logits = None
         if has_text:
             ids, mask = trim_padding(batch["input_ids"], batch["attention_mask"])
         if has_text and (w["itc"] > 0 or w["itm"] > 0):
             text_tokens, text_pooled = self.text_encoder(ids, mask)
-            image_embed = self.image_proj(vis["global"])
-            text_embed = self.text_proj(text_pooled)
+            image_embed = F.normalize(self.image_proj(vis["global"]), dim=-1)
+            text_embed = F.normalize(self.text_proj(text_pooled), dim=-1)
             keys = report_keys(ids, mask)
             if w["itc"] > 0:
-                itc = self.itc_loss(image_embed, text_embed, keys)
-                losses["itc"] = itc["loss"]
+                itc = self.itc_head(image_embed, text_embed, keys)
                 sim, same = itc["sim_i2t"], itc["same"]
             else:
-                sim = F.normalize(image_embed, dim=-1) @ F.normalize(text_embed, dim=-1).t()
+                sim = image_embed @ text_embed.t()
                 same = keys[:, None] == keys[None, :]
-            out.update(
-                image_embed=F.normalize(image_embed, dim=-1),
-                text_embed=F.normalize(text_embed, dim=-1),
-                sim_i2t=sim,
-            )
+            out.update(image_embed=image_embed, text_embed=text_embed, sim_i2t=sim)
             if w["itm"] > 0:
-                itm = self.itm_loss(self.fusion, text_tokens, mask, vis["memory"], sim, same)
-                losses["itm"] = itm["loss"]
+                pairs = itm_pairs(sim, same, sample=self.itm_sample_negatives and self.training)
+                t, i = pairs["text_index"], pairs["image_index"]
+                itm_logits = self.itm_head(self.fusion(text_tokens[t], mask[t], vis["memory"][i]))
         if has_text and w["lm"] > 0:
             # logits only where a real next token is predicted (the vocabulary projection is the
             # decoder's largest matmul; padding positions would be ignored by the loss anyway)
             hidden = self.decoder.hidden(ids[:, :-1], vis["memory"], mask[:, :-1])
-            target = self.lm_loss.targets(ids, mask)
-            keep = target >= 0
-            losses["lm"] = self.lm_loss.from_selected(self.decoder.project(hidden[keep]), target[keep])
-        if "entity_state" in batch and w["ecls"] > 0:
+            lm_target = LMLoss.targets(ids, mask)
+            keep = lm_target >= 0
+            lm_logits = self.decoder.project(hidden[keep])
+        # 3. the parameter-free objectives
+        losses: dict[str, torch.Tensor] = {}
+        if itc is not None:
+            losses["itc"] = self.itc_loss(itc["logits_i2t"], itc["logits_t2i"], itc["positives"])
+        if itm_logits is not None:
+            losses["itm"] = self.itm_loss(itm_logits, pairs["labels"])
+        if lm_logits is not None:
+            losses["lm"] = self.lm_loss.from_selected(lm_logits, lm_target[keep])
+        if has_state and w["ecls"] > 0:
             losses["ecls"] = self.ecls_loss(vis["ecls_logits"], batch["entity_state"])
-        if "entity_state" in batch and "entity_regions" in batch and w["grounding"] > 0:
+        if has_state and has_regions and w["grounding"] > 0:
             losses["grounding"] = self.grounding_loss(
                 vis["patch_attn"],
                 batch["entity_state"],
@@ -334,7 +391,7 @@ class GKMVLP(nn.Module):
         vis = self.visual_features(image, region_boxes, region_mask)
         tokens, _ = self.text_encoder(input_ids, attention_mask)
         fused = self.fusion(tokens, attention_mask, vis["memory"])
-        return self.itm_loss.classifier(fused).softmax(-1)[:, 1]
+        return self.itm_head(fused).softmax(-1)[:, 1]
 
     @torch.no_grad()
     def generate_ids(
@@ -375,6 +432,23 @@ class GKMVLP(nn.Module):
         return self.tokenizer.batch_decode(ids.tolist(), skip_special_tokens=True)
 
 
+def share_state(wrapper: nn.Module, model: nn.Module) -> None:
+    """Give an export wrapper the state-dict layout of the GK-MVLP network it wraps.
+
+    Registers ``model``'s children, parameters and buffers on ``wrapper`` at the top level (the same
+    objects, so the wrapper's keys equal the network's and nothing is duplicated) and the network's
+    checkpoint handling (:func:`upgrade_legacy_keys`), so a network's ``models/model.pt``, old ones
+    included, loads into the wrapper as into the network.
+    """
+    for name, child in model.named_children():
+        wrapper.add_module(name, child)
+    for name, param in model.named_parameters(recurse=False):
+        wrapper.register_parameter(name, param)
+    for name, buf in model.named_buffers(recurse=False):
+        wrapper.register_buffer(name, buf)
+    wrapper.register_load_state_dict_pre_hook(upgrade_legacy_keys)
+
+
 class GKMVLPEntityPredictor(nn.Module):
     """Image-only wrapper for ``verify_net_in_out`` and traced ``ckpt_export``: ``image -> pred`` with the
     per-entity present probability ``[B, E]``; region boxes come from a fixed default layout (atlas).
@@ -397,12 +471,7 @@ class GKMVLPEntityPredictor(nn.Module):
         # The model's parts are registered at the top level, so this wrapper's state-dict keys equal a
         # GK-MVLP checkpoint's: ``models/model.pt`` loads into either, and MONAI's ``ckpt_export`` (which
         # copies by key name and silently skips mismatches) really loads the trained weights.
-        for name, child in model.named_children():
-            self.add_module(name, child)
-        for name, param in model.named_parameters(recurse=False):
-            self.register_parameter(name, param)
-        for name, buf in model.named_buffers(recurse=False):
-            self.register_buffer(name, buf)
+        share_state(self, model)
         object.__setattr__(self, "model", model)  # not registered: that would duplicate every key
         boxes = torch.as_tensor(region_boxes, dtype=torch.float32)
         mask = (

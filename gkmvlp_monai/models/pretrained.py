@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from gkmvlp_monai.models.gkmvlp import upgrade_state_dict
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,6 +45,7 @@ def load_pretrained_weights(
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
+    state = upgrade_state_dict(dict(state))  # entries renamed since the checkpoint was saved
     if prefix:
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = network.state_dict()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,51 +50,50 @@ def mine_hard_negatives(
     }
 
 
-class ITMLoss(nn.Module):
-    """ITM head and loss: one fused pass of the cross-modal encoder over positives and mined negatives.
+def itm_pairs(
+    sim_i2t: torch.Tensor,
+    same: torch.Tensor,
+    sample: bool = False,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """The image/text pairs of one ITM pass: ``[B positives; (image i, hard text); (hard image, text j)]``.
 
-    The batch for the fused pass is ``[B positives; negatives (image i, hard text); negatives (hard image,
-    text j)]``, built by indexing the already-encoded text tokens and the visual memory (no text re-encoding).
+    Negatives come from :func:`mine_hard_negatives`; a row without a non-matching candidate contributes
+    no negative. The network indexes its already-encoded text tokens and visual memory with the result.
 
     Args:
-        dim: fused representation width.
-        sample_negatives: sample negatives by similarity (BLIP) instead of taking the hardest.
+        sim_i2t: ``[B, B]`` ITC similarities.
+        same: ``[B, B]`` bool positives.
+        sample: sample negatives by similarity (BLIP) instead of taking the hardest.
+        generator: RNG for sampling.
+
+    Returns:
+        dict with ``image_index`` and ``text_index`` ``[N]`` (rows of the fused batch), ``labels`` ``[N]``
+        (1 match, 0 not) and the mining result.
+    """
+    b = sim_i2t.shape[0]
+    mined = mine_hard_negatives(sim_i2t, same, sample=sample, generator=generator)
+    ar = torch.arange(b, device=sim_i2t.device)
+    img_idx = torch.cat((ar, ar[mined["valid_text"]], mined["neg_image"][mined["valid_image"]]))
+    txt_idx = torch.cat((ar, mined["neg_text"][mined["valid_text"]], ar[mined["valid_image"]]))
+    labels = torch.zeros(img_idx.shape[0], dtype=torch.long, device=sim_i2t.device)
+    labels[:b] = 1
+    return {"image_index": img_idx, "text_index": txt_idx, "labels": labels, **mined}
+
+
+class ITMLoss(nn.Module):
+    """Cross-entropy of the ITM head's match / no-match logits; holds no parameters.
+
+    The head (a linear layer on the fused representation) belongs to the network; the pairs come from
+    :func:`itm_pairs`.
     """
 
-    def __init__(self, dim: int, sample_negatives: bool = False) -> None:
-        super().__init__()
-        self.classifier = nn.Linear(dim, 2)
-        self.sample_negatives = sample_negatives
-
-    def forward(
-        self,
-        fusion: Callable[..., torch.Tensor],
-        text_tokens: torch.Tensor,
-        text_mask: torch.Tensor,
-        memory: torch.Tensor,
-        sim_i2t: torch.Tensor,
-        same: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
-        """Compute the loss.
-
-        Args:
-            fusion: image-grounded text encoder ``(text_tokens, text_mask, memory) -> [N, dim]``.
-            text_tokens: ``[B, L, H]`` text-encoder tokens.
-            text_mask: ``[B, L]`` attention mask.
-            memory: ``[B, M, dim]`` visual memory per image.
-            sim_i2t: ``[B, B]`` ITC similarities.
-            same: ``[B, B]`` bool positives.
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Args:
+            logits: ``[N, 2]`` ITM head logits (class 1: the image matches the text).
+            labels: ``[N]`` int64 targets.
 
         Returns:
-            dict with ``loss``, ``logits`` ``[N, 2]``, ``labels`` ``[N]`` and the mining result.
+            scalar loss.
         """
-        b = text_tokens.shape[0]
-        mined = mine_hard_negatives(sim_i2t, same, sample=self.sample_negatives and self.training)
-        ar = torch.arange(b, device=text_tokens.device)
-        img_idx = torch.cat((ar, ar[mined["valid_text"]], mined["neg_image"][mined["valid_image"]]))
-        txt_idx = torch.cat((ar, mined["neg_text"][mined["valid_text"]], ar[mined["valid_image"]]))
-        labels = torch.zeros(img_idx.shape[0], dtype=torch.long, device=text_tokens.device)
-        labels[:b] = 1
-        fused = fusion(text_tokens[txt_idx], text_mask[txt_idx], memory[img_idx])
-        logits = self.classifier(fused)
-        return {"loss": F.cross_entropy(logits, labels), "logits": logits, "labels": labels, **mined}
+        return F.cross_entropy(logits, labels)

@@ -251,8 +251,9 @@ class GKMVLPReportGenerator(nn.Module):
         super().__init__()
         if getattr(model, "decoder", None) is None:
             raise ValueError("GKMVLPReportGenerator needs a network with a report decoder (weight_lm > 0)")
-        for name, child in model.named_children():
-            self.add_module(name, child)
+        from gkmvlp_monai.models.gkmvlp import share_state
+
+        share_state(self, model)  # the network's keys and checkpoint handling (old key names included)
         object.__setattr__(self, "_gkmvlp", model)  # not a sub-module: keys stay un-prefixed
         self.register_buffer(
             "region_boxes", torch.as_tensor(default_region_boxes(image_size), dtype=torch.float32), False
