@@ -14,18 +14,15 @@ from bundle_helpers import bundle_cmd, overrides
 
 from gkmvlp_monai.data.dataset import collate_skip_bad, make_dataset
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
+from gkmvlp_monai.data.synth.phantom import chest_phantom
 from gkmvlp_monai.transforms import cxr_transforms
 
 SIZE = 64
 
 
 def _picture(seed: int) -> np.ndarray:
-    gen = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:80, :72]
-    lungs = np.exp(-(((xx - 22) / 10.0) ** 2 + ((yy - 40) / 22.0) ** 2))
-    lungs += np.exp(-(((xx - 50) / 10.0) ** 2 + ((yy - 40) / 22.0) ** 2))
-    pic = 3000 - 2000 * lungs + gen.normal(0, 60, lungs.shape)
-    return np.clip(pic, 0, 4095).astype(np.uint16)
+    """A 12-bit ``80 x 72`` (rows x cols) chest phantom."""
+    return np.ascontiguousarray(np.round(chest_phantom(72, 80, seed=seed)[0].T * 4095).astype(np.uint16))
 
 
 def _write_inputs(folder: Path) -> dict[str, Path]:
@@ -74,7 +71,7 @@ def _tiny_checkpoint(tmp_path: Path, files: dict[str, Path], with_stats: bool = 
             for i in range(4)
         ]
         datalist = tmp_path / "datalist.json"
-        datalist.write_text(json.dumps({"name": "tiny-phantoms", "description": "two-blob phantoms"}))
+        datalist.write_text(json.dumps({"name": "tiny-phantoms", "description": "chest phantoms"}))
         transform = Compose([cxr_transforms(SIZE, with_boxes=False), SelectItemsd(keys=["image"])])
         handler = OODStatsHandler(
             net,

@@ -22,21 +22,17 @@ from PIL import Image
 from gkmvlp_monai.core.vocab import region_names
 from gkmvlp_monai.data.dataset import is_skip_marker, make_dataset
 from gkmvlp_monai.data.dicom_writer import write_cxr_dicom
+from gkmvlp_monai.data.synth.phantom import chest_phantom
 
 __all__ = ["write_demo_samples", "run_image_pipeline_demo", "print_image_pipeline_summary", "main"]
 
 DEFAULT_OUT = Path("runs/demo/samples")
 
 
-def _phantom(rows: int, cols: int, seed: int) -> np.ndarray:
-    """A chest-like picture in [0, 1]: bright mediastinum and body, dark lungs, some noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:rows, :cols].astype(np.float64)
-    u, v = xx / cols - 0.5, yy / rows - 0.5
-    body = np.exp(-((u / 0.42) ** 8) - ((v / 0.48) ** 8))
-    lungs = sum(np.exp(-(((u - cx) / 0.15) ** 2) - ((v + 0.02) / 0.3) ** 2) for cx in (-0.2, 0.2))
-    pic = 0.15 + 0.65 * body - 0.45 * lungs + rng.normal(0, 0.01, (rows, cols))
-    return np.clip(pic, 0, 1)
+def _picture(rows: int, cols: int, seed: int) -> np.ndarray:
+    """The chest phantom (:func:`~gkmvlp_monai.data.synth.phantom.chest_phantom`) as a ``(rows, cols)``
+    picture in [0, 1], the layout image files store."""
+    return np.ascontiguousarray(chest_phantom(cols, rows, seed=seed)[0].T)
 
 
 def write_demo_samples(out_dir: str | Path) -> list[dict[str, Any]]:
@@ -50,7 +46,8 @@ def write_demo_samples(out_dir: str | Path) -> list[dict[str, Any]]:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lung = {name: box for name, box in zip(region_names()[:2], ([60, 90, 230, 420], [290, 90, 460, 420]))}
+    truth = chest_phantom(520, 600)[1]  # the DICOMs' region boxes (every seed draws the same anatomy)
+    lung = {name: [float(v) for v in truth[k]] for k, name in enumerate(region_names()[:2])}
     items: list[dict[str, Any]] = []
     specs = [
         (
@@ -65,11 +62,11 @@ def write_demo_samples(out_dir: str | Path) -> list[dict[str, Any]]:
     ]
     for i, (name, kwargs) in enumerate(specs):
         bits = int(kwargs["bits_stored"])
-        pic = np.round(_phantom(600, 520, i) * (2**bits - 1)).astype(np.uint16)
+        pic = np.round(_picture(600, 520, i) * (2**bits - 1)).astype(np.uint16)
         write_cxr_dicom(out / name, pic, patient_id=f"DEMO{i}", **kwargs)
         items.append({"image": str(out / name), "region_boxes": lung})
-    Image.fromarray(np.round(_phantom(480, 560, 7) * 255).astype(np.uint8)).save(out / "png_8bit.png")
-    Image.fromarray(np.round(_phantom(500, 400, 8) * 65535).astype(np.uint16)).save(out / "png_16bit.png")
+    Image.fromarray(np.round(_picture(480, 560, 7) * 255).astype(np.uint8)).save(out / "png_8bit.png")
+    Image.fromarray(np.round(_picture(500, 400, 8) * 65535).astype(np.uint16)).save(out / "png_16bit.png")
     items += [{"image": str(out / "png_8bit.png")}, {"image": str(out / "png_16bit.png")}]
     good = (out / specs[0][0]).read_bytes()
     (out / "corrupt_truncated.dcm").write_bytes(good[: len(good) // 3])

@@ -1,4 +1,5 @@
-"""A parametric chest-radiograph phantom with its 29 region boxes, for tests, smoke runs and atlas seeding.
+"""A parametric chest-radiograph phantom with its 29 region boxes: the project's one phantom generator
+(tests, the image-pipeline demo's sample files, smoke runs and atlas seeding).
 
 It is not iu-synth (which renders real lung masks): it draws a body, two lungs, heart, spine, clavicles
 and abdomen as smooth analytic shapes, places the 29 Chest ImaGenome boxes by fixed rules relative to
