@@ -3,13 +3,16 @@ objectives (ITC, ITM, LM, ECLS) plus a grounding term; inference helpers and an 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gkmvlp_monai.models.config import ARCHITECTURE_FIELDS, network_config, record_config, vocab_hash
 from gkmvlp_monai.models.decoder import ReportDecoder
 from gkmvlp_monai.models.fusion import CrossModalEncoder
 from gkmvlp_monai.models.gk import GKModule, init_weights
@@ -437,8 +440,8 @@ def share_state(wrapper: nn.Module, model: nn.Module) -> None:
 
     Registers ``model``'s children, parameters and buffers on ``wrapper`` at the top level (the same
     objects, so the wrapper's keys equal the network's and nothing is duplicated) and the network's
-    checkpoint handling (:func:`upgrade_legacy_keys`), so a network's ``models/model.pt``, old ones
-    included, loads into the wrapper as into the network.
+    checkpoint handling (:func:`upgrade_legacy_keys`, its recorded config), so a network's
+    ``models/model.pt``, old ones included, loads into the wrapper as into the network.
     """
     for name, child in model.named_children():
         wrapper.add_module(name, child)
@@ -447,6 +450,9 @@ def share_state(wrapper: nn.Module, model: nn.Module) -> None:
     for name, buf in model.named_buffers(recurse=False):
         wrapper.register_buffer(name, buf)
     wrapper.register_load_state_dict_pre_hook(upgrade_legacy_keys)
+    config = network_config(model)
+    if config is not None:
+        record_config(wrapper, config)
 
 
 class GKMVLPEntityPredictor(nn.Module):
@@ -541,6 +547,11 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
+def _model_name(path_or_id: str | None) -> str | None:
+    """A text model's name without the folder it lives in (the same model in another place is the same)."""
+    return None if path_or_id is None else Path(str(path_or_id).rstrip("/")).name
+
+
 def build_gkmvlp(
     size: str = "base",
     entity_descriptions: Sequence[str] = (),
@@ -574,7 +585,8 @@ def build_gkmvlp(
         **overrides: any :class:`GKMVLP` keyword argument.
 
     Returns:
-        the network.
+        the network, which records these settings as its config: its checkpoints carry them and loading
+        one saved with other settings is an error (:mod:`gkmvlp_monai.models.config`).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; known: {sorted(SIZES)}")
@@ -601,4 +613,24 @@ def build_gkmvlp(
             text_model, max_length=max_len, num_layers=text_layers, trainable_layers=text_trainable_layers
         )
     tok = load_tokenizer(tokenizer or text_model)
-    return GKMVLP(image_encoder, text_encoder, tok, list(entity_descriptions), **spec)
+    network = GKMVLP(image_encoder, text_encoder, tok, list(entity_descriptions), **spec)
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(GKMVLP.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    config = {
+        "network": "GKMVLP",
+        "size": size,
+        "image_arch": arch,
+        "image_size": image_size,
+        "text_model": _model_name(text_model),
+        "text_layers": text_layers,
+        "tokenizer": _model_name(tokenizer or text_model),
+        "vocab_hash": vocab_hash(entity_descriptions),
+        "num_entities": len(entity_descriptions),
+        **{k: spec.get(k, defaults.get(k)) for k in ARCHITECTURE_FIELDS},
+        "objective_weights": {n: spec.get(f"weight_{n}", defaults[f"weight_{n}"]) for n in LOSS_NAMES},
+    }
+    record_config(network, config)
+    return network

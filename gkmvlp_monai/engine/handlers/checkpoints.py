@@ -25,6 +25,16 @@ def latest_checkpoint(ckpt_dir: str, pattern: str = "checkpoint*.pt") -> str:
     return str(max(files, key=lambda p: p.stat().st_mtime_ns))
 
 
+def _resume(engine: Engine, loader: Any, path: str) -> None:
+    """Run ``loader`` (a ``CheckpointLoader``); a network-config mismatch names the checkpoint file."""
+    from gkmvlp_monai.models.config import NetworkConfigError
+
+    try:
+        loader(engine)
+    except NetworkConfigError as err:
+        raise NetworkConfigError(err.saved, err.requested, path) from None
+
+
 class TrainingCheckpoints:
     """Last/best checkpoints with the full training state, and resume, for a trainer.
 
@@ -34,7 +44,9 @@ class TrainingCheckpoints:
 
     Files in ``save_dir``: ``checkpoint_iteration=<n>.pt`` (last; every ``interval`` iterations, only the
     newest kept), ``checkpoint_final.pt`` (at the end), ``best_checkpoint.pt`` (best key metric of
-    ``validator``, full state). All hold ``model``, ``optimizer``, ``lr_scheduler`` and ``trainer`` states.
+    ``validator``, full state). All hold ``model``, ``optimizer``, ``lr_scheduler`` and ``trainer`` states;
+    the ``model`` state dict carries the network's config (:mod:`gkmvlp_monai.models.config`), so resuming
+    into a network built with another config stops with an error naming the file.
 
     Args:
         save_dir: checkpoint folder.
@@ -71,9 +83,9 @@ class TrainingCheckpoints:
         self._state = {**self.objects, "trainer": engine}
         if self.resume:
             path = latest_checkpoint(self.save_dir)
-            CheckpointLoader(load_path=path, load_dict=self._state, map_location=engine.state.device).attach(
-                engine
-            )
+            loader = CheckpointLoader(load_path=path, load_dict=self._state, map_location=engine.state.device)
+            loader.logger = engine.logger  # what CheckpointLoader.attach does
+            engine.add_event_handler(Events.STARTED, _resume, loader, path)
         if self.save:
             # The savers are attached when the run starts, i.e. after every other handler of the config:
             # at ITERATION_COMPLETED they then run last, so a checkpoint holds the state *after* the

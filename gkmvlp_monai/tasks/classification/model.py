@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gkmvlp_monai.core import vocab
+from gkmvlp_monai.models.config import record_config
 from gkmvlp_monai.models.gkmvlp import GKMVLP, SIZES, build_gkmvlp
 from gkmvlp_monai.models.image import ImageEncoder
 from gkmvlp_monai.models.pretrained import load_pretrained_weights
@@ -113,9 +114,16 @@ def build_classifier(
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; known: {sorted(SIZES)}")
-    encoder = ImageEncoder(image_arch or SIZES[size]["image_arch"], in_channels=1, img_size=image_size)
-    load_pretrained_weights(encoder, checkpoint_or_none(pretrained_ckpt), prefix="image_encoder.")
-    return GKMVLPClassifier(encoder, num_classes, mode, dropout)
+    arch = image_arch or SIZES[size]["image_arch"]
+    config = {"network": "GKMVLPClassifier", "size": size, "image_arch": arch, "image_size": image_size}
+    config.update(num_classes=num_classes, mode=mode)
+    encoder = ImageEncoder(arch, in_channels=1, img_size=image_size)
+    load_pretrained_weights(
+        encoder, checkpoint_or_none(pretrained_ckpt), prefix="image_encoder.", config=config
+    )
+    classifier = GKMVLPClassifier(encoder, num_classes, mode, dropout)
+    record_config(classifier, config)  # its checkpoints carry it (gkmvlp_monai.models.config)
+    return classifier
 
 
 class ZeroShotClassifier(nn.Module):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution, UnetResBlock, UpSample
 from torch import nn
 
+from gkmvlp_monai.models.config import record_config
 from gkmvlp_monai.models.gkmvlp import GKMVLP, SIZES
 from gkmvlp_monai.models.image import ImageEncoder
 
@@ -139,7 +140,9 @@ def build_finding_segmenter(
         raise ValueError(f"unknown size {size!r}; known: {sorted(SIZES)}")
     arch = image_arch or SIZES[size]["image_arch"]
     encoder = ImageEncoder(arch, in_channels=1, img_size=image_size)
-    return FindingSegmenter(encoder, num_classes, image_size=image_size, **kwargs)
+    segmenter = FindingSegmenter(encoder, num_classes, image_size=image_size, **kwargs)
+    config = {"network": "FindingSegmenter", "size": size, "image_arch": arch, "image_size": image_size}
+    return record_config(segmenter, {**config, "num_classes": num_classes})  # gkmvlp_monai.models.config
 
 
 def normalise_maps(maps: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gkmvlp_monai.models.config import IDENTITY_FIELDS, record_config
 from gkmvlp_monai.models.decoder import ReportDecoder
 from gkmvlp_monai.models.fusion import CrossModalEncoder
 from gkmvlp_monai.models.gk import init_weights
@@ -308,7 +309,10 @@ def build_vqa(
         image_size=image_size,
         text_model=text_model,
     )
-    return GKMVLPVQA(backbone, num_answers, weight_cls, weight_gen, label_smoothing, dropout)
+    network = GKMVLPVQA(backbone, num_answers, weight_cls, weight_gen, label_smoothing, dropout)
+    # the backbone records its own config; the task network adds what its heads were built for
+    config = {k: v for k, v in backbone.network_config.items() if k in IDENTITY_FIELDS}
+    return record_config(network, {"network": "GKMVLPVQA", **config, "num_answers": num_answers})
 
 
 def load_backbone(network: GKMVLPVQA, pretrained_ckpt: str | None) -> GKMVLPVQA:
