@@ -144,3 +144,33 @@ def test_cpu_bf16_falls_back_to_float32_where_the_cpu_lacks_it(monkeypatch):
     trainer, net = _bf16_trainer(True)
     trainer.run()
     assert not trainer.cpu_bf16 and net.seen == [torch.float32, torch.float32]
+
+
+def _eval_targets(inputs, **kwargs):
+    from gkmvlp_monai.tasks.pretrain.engine import PretrainEvalInferer
+
+    return PretrainEvalInferer(**kwargs)(inputs, lambda batch: {}).get("entity_targets")
+
+
+def test_eval_inferer_reads_each_target_key_by_its_meaning():
+    import pytest
+
+    states = torch.tensor([[1, 0, -1, 2]])  # present, absent, unmentioned, uncertain
+    truth = torch.tensor([[0.0, 1.0, -1.0, 1.0]])  # image truth: used as it is
+    assert _eval_targets({"entity_state": states}).tolist() == [[1.0, 0.0, 0.0, -1.0]]
+    assert _eval_targets({"entity_truth": truth, "entity_state": states}).tolist() == truth.tolist()
+    assert _eval_targets(
+        {"entity_truth": truth, "entity_state": states}, target_key="entity_state"
+    ).tolist() == [[1.0, 0.0, 0.0, -1.0]]
+    assert _eval_targets({"entity_state": states}, fallback_key=None) is None
+    # the dtype no longer picks the meaning: the wrong one is an error naming the key
+    with pytest.raises(
+        TypeError, match=r"batch\['entity_truth'\] must be of floating-point dtype, got torch.int64"
+    ):
+        _eval_targets({"entity_truth": states})
+    with pytest.raises(
+        TypeError, match=r"batch\['entity_state'\] must be of integer dtype, got torch.float32"
+    ):
+        _eval_targets({"entity_state": truth})
+    with pytest.raises(ValueError, match="unknown target key 'labels'"):
+        _eval_targets({}, target_key="labels")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,19 +17,53 @@ def entity_eval_targets(entity_state: torch.Tensor) -> torch.Tensor:
     return targets
 
 
+def entity_truth_targets(entity_truth: torch.Tensor) -> torch.Tensor:
+    """Evaluation targets from image truth, already 1 present / 0 absent / -1 unknown: as they are."""
+    return entity_truth.float()
+
+
+#: where zero-shot evaluation targets come from, by batch key; each key has one meaning and one dtype
+TARGET_SOURCES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
+    # per-entity image truth, float 1 / 0 / -1 (iu-synth's drawn findings, ``DrawnEntityTargetsd``)
+    "entity_truth": ("floating-point", entity_truth_targets),
+    # the report filter's int64 states -1 unmentioned / 0 absent / 1 present / 2 uncertain
+    "entity_state": ("integer", entity_eval_targets),
+}
+
+
+def evaluation_targets(batch: dict[str, Any], key: str) -> torch.Tensor:
+    """The zero-shot targets ``[B, E]`` (float 1 / 0 / -1 ignored) from ``batch[key]``, read by the key's
+    meaning (:data:`TARGET_SOURCES`).
+
+    Raises:
+        KeyError: ``key`` is not one of :data:`TARGET_SOURCES`.
+        TypeError: ``batch[key]`` does not have the key's dtype (names the key and both dtypes).
+    """
+    if key not in TARGET_SOURCES:
+        raise KeyError(f"no evaluation targets under {key!r}; known target keys: {sorted(TARGET_SOURCES)}")
+    kind, convert = TARGET_SOURCES[key]
+    value = torch.as_tensor(batch[key])
+    if value.is_floating_point() != (kind == "floating-point") or value.dtype == torch.bool:
+        raise TypeError(f"batch[{key!r}] must be of {kind} dtype, got {value.dtype}")
+    return convert(value)
+
+
 class PretrainEvalInferer(Inferer):
     """Evaluation pass of a GK-MVLP network: the full forward (losses, embeddings, entity probabilities)
-    plus what the metrics need from the batch (report texts, entity targets).
+    plus what the metrics need from the batch (report texts, entity targets as ``entity_targets``).
 
     Args:
-        fallback_key: key used when ``target_key`` is absent (data sets without image truth).
-        target_key: batch key of the zero-shot targets: entity states (int64: converted by
-            :func:`entity_eval_targets`) or ready float targets (1 / 0 / -1 ignored, e.g. iu-synth's drawn
-            truth from ``DrawnEntityTargetsd``), passed through as they are.
+        target_key: batch key of the zero-shot targets, ``"entity_truth"`` (image truth, used as it is)
+            or ``"entity_state"`` (report states, converted by :func:`entity_eval_targets`).
+        fallback_key: key used when ``target_key`` is absent (data sets without image truth), one of the
+            same two, or ``None``.
     """
 
-    def __init__(self, target_key: str = "entity_truth", fallback_key: str = "entity_state") -> None:
+    def __init__(self, target_key: str = "entity_truth", fallback_key: str | None = "entity_state") -> None:
         super().__init__()
+        for key in (target_key, fallback_key):
+            if key is not None and key not in TARGET_SOURCES:
+                raise ValueError(f"unknown target key {key!r}; use one of {sorted(TARGET_SOURCES)}")
         self.target_key = target_key
         self.fallback_key = fallback_key
 
@@ -36,11 +71,8 @@ class PretrainEvalInferer(Inferer):
         out = dict(network(inputs))
         out["report"] = list(inputs.get("report", []))
         key = self.target_key if self.target_key in inputs else self.fallback_key
-        if key in inputs:
-            targets = inputs[key]
-            out["entity_targets"] = (
-                targets.float() if targets.is_floating_point() else entity_eval_targets(targets)
-            )
+        if key is not None and key in inputs:
+            out["entity_targets"] = evaluation_targets(inputs, key)
         return out
 
 
