@@ -25,13 +25,13 @@ def test_item_without_boxes_gets_them(atlas: Atlas, tmp_path) -> None:
     plain = cxr_transforms(64)({"image": str(path)})
     assert not plain["region_mask"].any()  # default behaviour unchanged: no boxes, all regions absent
     wired = cxr_transforms(64, region_extractor=ExtractAnatomicalRegionsd(atlas=atlas))({"image": str(path)})
-    assert wired["region_mask"].sum() >= 25 and wired["region_method"] == "atlas"
+    assert wired["region_mask"].sum() >= 25 and wired["region_source"] == "atlas"
     assert wired["region_boxes"].shape == (29, 4) and float(wired["region_boxes"].max()) <= 64
     truth = {"right lung": [10.0, 20.0, 60.0, 100.0]}
     kept = cxr_transforms(64, region_extractor=ExtractAnatomicalRegionsd(atlas=atlas))(
         {"image": str(path), "region_boxes": truth}
     )
-    assert kept["region_method"] == "truth" and kept["region_mask"].sum() == 1
+    assert kept["region_source"] == "annotation" and kept["region_mask"].sum() == 1
 
 
 BUNDLE_PIPELINES = {
@@ -48,7 +48,8 @@ BUNDLE_PIPELINES = {
 @pytest.mark.parametrize(("bundle", "config"), sorted(BUNDLE_PIPELINES))
 def test_bundles_fill_in_regions_when_switched_on(bundle: str, config: str, atlas: Atlas, tmp_path) -> None:
     """Every GK-MVLP bundle's pipeline takes region boxes from cxr_anatomy when its `anatomy` config points
-    at an atlas (or a model); by default (both None) items without boxes keep every region absent."""
+    at an atlas (or a model); by default (both None) items without boxes keep every region absent, their
+    region source recorded as the default layout."""
     from monai.bundle import ConfigParser
     from monai.transforms import Compose
 
@@ -70,7 +71,9 @@ def test_bundles_fill_in_regions_when_switched_on(bundle: str, config: str, atla
         return steps[0] if isinstance(steps, tuple) else steps
 
     item = {"image": str(path)}
-    assert not Compose(pipeline(None))(dict(item))["region_mask"].any()
+    plain = Compose(pipeline(None))(dict(item))
+    assert not plain["region_mask"].any() and plain["region_source"] == "default"
+    assert plain["image"].meta["region_source"] == "default"
     filled = Compose(pipeline(str(atlas_file)))(dict(item))
-    assert filled["region_mask"].sum() >= 25 and filled["region_method"] == "atlas"
+    assert filled["region_mask"].sum() >= 25 and filled["region_source"] == "atlas"
     assert (tmp_path / "out" / "region_cache").is_dir()  # predicted boxes cached: each picture once

@@ -1,4 +1,4 @@
-"""ExtractAnatomicalRegionsd: fills boxes in original pixels, records method/confidence, caches, warns."""
+"""ExtractAnatomicalRegionsd: fills boxes in original pixels, records source/confidence, caches, warns."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_fills_boxes_in_original_pixels_and_caches(atlas: Atlas, tmp_path) -> No
     img, truth = chest_phantom(200, 160, PhantomPose(1.05, 0.95, 0.03, -0.02), seed=2)
     t = ExtractAnatomicalRegionsd(atlas=atlas, cache_dir=tmp_path / "cache")
     out = t(_sample(img, "/data/a.png"))
-    assert out["region_method"] == "atlas" and 0.5 <= out["region_confidence"] <= 1.0
+    assert out["region_source"] == "atlas" and 0.5 <= out["region_confidence"] <= 1.0
     boxes, mask = boxes_from_dict(out["region_boxes"])
     assert mask.all()
     assert box_iou_paired(torch.tensor(boxes), torch.tensor(truth)).mean() > 0.85
@@ -50,7 +50,9 @@ def test_existing_boxes_are_kept(atlas: Atlas) -> None:
     d["region_boxes"] = {"right lung": [1.0, 2.0, 30.0, 60.0]}
     t = ExtractAnatomicalRegionsd(atlas=atlas)
     out = t(d)
-    assert out["region_boxes"] == {"right lung": [1.0, 2.0, 30.0, 60.0]} and out["region_method"] == "truth"
+    assert (
+        out["region_boxes"] == {"right lung": [1.0, 2.0, 30.0, 60.0]} and out["region_source"] == "annotation"
+    )
     assert t.computed == 0
 
 
@@ -62,9 +64,9 @@ def test_non_chest_image_warns_and_is_flagged(atlas: Atlas, policy: str) -> None
         out = t(_sample(noise, "/data/noise.png"))
     assert out["region_confidence"] < 0.5
     if policy == "drop":
-        assert out["region_boxes"] == {} and out["region_method"] == "none"
+        assert out["region_boxes"] == {} and out["region_source"] == "default"
     else:
-        assert len(out["region_boxes"]) == 29 and out["region_method"] == "atlas"
+        assert len(out["region_boxes"]) == 29 and out["region_source"] == "atlas"
 
 
 def test_low_confidence_model_falls_back_to_atlas(atlas: Atlas) -> None:
@@ -77,16 +79,23 @@ def test_low_confidence_model_falls_back_to_atlas(atlas: Atlas) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", LowConfidenceRegionsWarning)
         out = t(_sample(img, "c.png"))
-    assert out["region_method"] == "atlas" and out["region_confidence"] >= 0.5
+    assert out["region_source"] == "atlas" and out["region_confidence"] >= 0.5
     with torch.no_grad():
         model.conf_head[-1].bias.fill_(6.0)
     confident = ExtractAnatomicalRegionsd(model=model, atlas=atlas)
-    assert confident(_sample(img, "c.png"))["region_method"] == "model"
+    assert confident(_sample(img, "c.png"))["region_source"] == "model"
 
 
-def test_needs_a_method() -> None:
+def test_without_model_or_atlas_the_source_is_annotation_or_default() -> None:
+    t = ExtractAnatomicalRegionsd()
+    img, _ = chest_phantom(96, 96)
+    out = t(_sample(img, "d.png"))
+    assert out["region_source"] == "default" and out["region_confidence"] == 0.0
+    assert "region_boxes" not in out and t.computed == 0  # nothing computed, the item left as it was
+    boxed = t({**_sample(img, "e.png"), "region_boxes": {"right lung": [1.0, 2.0, 30.0, 60.0]}})
+    assert boxed["region_source"] == "annotation" and boxed["region_confidence"] == 1.0
     with pytest.raises(ValueError, match="model, an atlas"):
-        ExtractAnatomicalRegionsd()
+        t.extract(img[None])
 
 
 def test_dataset_cache_fingerprint_sees_the_region_method_not_the_results(atlas: Atlas) -> None:

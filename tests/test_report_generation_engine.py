@@ -15,7 +15,6 @@ from gkmvlp_monai.tasks.report_generation.engine import (
     GKMVLPReportGenerator,
     ReportGenerationInferer,
     evaluation_items,
-    fill_default_boxes,
     generated_and_references,
     training_items,
 )
@@ -65,19 +64,6 @@ def test_training_fraction_subset_is_nested_seeded_and_named(tmp_path):
     with pytest.raises(ValueError, match="fraction"):
         training_items(str(path), -0.5)
     assert len(evaluation_items(str(path), "test", max_items=2)) == 2
-
-
-def test_default_boxes_fill_only_images_without_boxes():
-    image = torch.zeros(2, 1, S, S)
-    boxes = torch.zeros(2, R, 4)
-    boxes[0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    mask = torch.zeros(2, R, dtype=torch.bool)
-    mask[0, :3] = True
-    b, m = fill_default_boxes(image, boxes, mask)
-    assert torch.equal(b[0], boxes[0]) and torch.equal(m[0], mask[0])
-    assert m[1].all() and (b[1, :, 2] > b[1, :, 0]).all()
-    b2, m2 = fill_default_boxes(image, None, None)
-    assert b2.shape == (2, R, 4) and m2.all()
 
 
 def _batch(n: int = 2) -> dict:

@@ -1,5 +1,6 @@
 """Box geometry, the one module for it: IoU/GIoU, box validity, area and clipping, region dict <-> array,
-mapping boxes between pixel grids (affine maps, letterbox), boxes <-> masks.
+mapping boxes between pixel grids (affine maps, letterbox), boxes <-> masks, and the default region
+layout a network gets for an image without region boxes.
 
 Boxes are ``[x1, y1, x2, y2]`` with ``x`` the picture's column (array dim 1 of a ``[C, W, H]`` image,
 MONAI's reverse indexing) in continuous pixel coordinates (pixel ``i`` covers ``[i, i + 1)``).
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gkmvlp_monai.core.vocab import region_names
+from gkmvlp_monai.core.vocab import default_region_boxes, region_names
 
 __all__ = [
     "box_area",
@@ -36,6 +37,9 @@ __all__ = [
     "boxes_to_patch_mask",
     "boxes_to_mask",
     "mask_box",
+    "default_layout",
+    "fixed_region_inputs",
+    "fill_default_regions",
 ]
 
 
@@ -414,3 +418,70 @@ def mask_box(mask: np.ndarray) -> list[float] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+def default_layout(image_size: int) -> torch.Tensor:
+    """The default region layout (``gkmvlp_monai/core/vocabularies/region_layout.json``, a median layout)
+    as float32 ``[29, 4]`` boxes in pixels of an ``image_size`` square image."""
+    return torch.as_tensor(default_region_boxes(image_size), dtype=torch.float32)
+
+
+def fixed_region_inputs(
+    image: torch.Tensor, boxes: torch.Tensor, boxes_size: int, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Region inputs of an image-only network call (an export wrapper): the same boxes for every image.
+
+    Args:
+        image: ``[B, C, S, S]`` batch.
+        boxes: ``[R, 4]`` boxes in pixels of a ``boxes_size`` square image (e.g. :func:`default_layout`);
+            scaled to the batch's side ``S``.
+        boxes_size: side the boxes refer to.
+        mask: optional ``[R]`` bool (default: every region known).
+
+    Returns:
+        ``(boxes [B, R, 4], mask [B, R])``.
+    """
+    b = image.shape[0]
+    out = (boxes * (image.shape[-1] / boxes_size)).unsqueeze(0).expand(b, -1, -1)
+    if mask is None:
+        return out, torch.ones(out.shape[:2], dtype=torch.bool, device=image.device)
+    return out, mask.unsqueeze(0).expand(b, -1)
+
+
+def fill_default_regions(
+    image: torch.Tensor,
+    boxes: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    use_default: torch.Tensor | Sequence[bool] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Region inputs of a batch, where an image without any known region box gets the default layout.
+
+    The images that get it are those :class:`~gkmvlp_monai.transforms.regions.ExtractAnatomicalRegionsd`
+    recorded as region source ``"default"`` (``use_default``), and any image whose boxes are all unknown
+    (a batch that did not pass through that transform, or whose boxes all fell outside the picture). The
+    layout is made for the batch's square side (``image.shape[-1]``).
+
+    Args:
+        image: ``[B, C, S, S]`` batch.
+        boxes: ``[B, R, 4]`` region boxes in pixels, or ``None`` (no boxes at all).
+        mask: ``[B, R]`` bool, region known, or ``None``.
+        use_default: optional ``[B]`` bools, the images recorded as having no region source.
+
+    Returns:
+        ``(boxes [B, R, 4] in image.dtype, mask [B, R] bool, used [B] bool)``; ``used`` flags the images
+        given the default layout.
+    """
+    b, size = image.shape[0], image.shape[-1]
+    default = torch.as_tensor(default_region_boxes(size), dtype=image.dtype, device=image.device)
+    if boxes is None or mask is None or boxes.shape[1] == 0:
+        used = torch.ones(b, dtype=torch.bool, device=image.device)
+        return (
+            default.unsqueeze(0).expand(b, -1, -1).clone(),
+            used[:, None].expand(b, len(default)).clone(),
+            used,
+        )
+    used = ~mask.bool().any(dim=1)
+    if use_default is not None:
+        used = used | torch.as_tensor(use_default, dtype=torch.bool, device=used.device).reshape(b)
+    boxes = torch.where(used[:, None, None], default.unsqueeze(0), boxes.to(image.dtype))
+    return boxes, mask.bool() | used[:, None], used

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gkmvlp_monai.core.boxes import fixed_region_inputs
 from gkmvlp_monai.models.config import ARCHITECTURE_FIELDS, network_config, record_config, vocab_hash
 from gkmvlp_monai.models.decoder import ReportDecoder
 from gkmvlp_monai.models.fusion import CrossModalEncoder
@@ -491,9 +492,8 @@ class GKMVLPEntityPredictor(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S, S]`` image -> ``[B, E]`` present probability."""
-        b = image.shape[0]
-        boxes = (self.region_boxes * (image.shape[-1] / self.image_size)).unsqueeze(0).expand(b, -1, -1)
-        probs, _ = self.model.entity_scores(image, boxes, self.region_mask.unsqueeze(0).expand(b, -1))
+        boxes, mask = fixed_region_inputs(image, self.region_boxes, self.image_size, self.region_mask)
+        probs, _ = self.model.entity_scores(image, boxes, mask)
         return probs[..., 1]
 
 

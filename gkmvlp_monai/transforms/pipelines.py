@@ -45,10 +45,11 @@ def cxr_deterministic_transforms(
         with_boxes: convert ``region_boxes`` / ``lesion_boxes`` into arrays (still in original pixels).
         load_size: side length of the cached square image (e.g. 256 before a 224 random crop).
         check_body_part: refuse a DICOM that names another body part than the chest.
-        region_extractor: optional transform inserted right after loading that fills in
-            ``region_boxes`` for items without them (e.g.
-            ``gkmvlp_monai.transforms.regions.ExtractAnatomicalRegionsd``; it leaves items with boxes
-            alone). ``None`` (default): items without boxes keep an all-absent ``region_mask``.
+        region_extractor: the region-source transform inserted right after loading
+            (``gkmvlp_monai.transforms.regions.ExtractAnatomicalRegionsd``, what the bundles'
+            ``region_extractor(...)`` builds): it records each item's region source and fills in
+            ``region_boxes`` from the anatomy model or atlas for items without them. Items without boxes
+            otherwise keep an all-absent ``region_mask``, also with ``None`` (default: nothing recorded).
         allow_non_chest: load such a DICOM flagged (``meta["in_scope"]`` False) instead of refusing it.
         lateral: ``"accept"`` (default), ``"flag"`` or ``"refuse"`` lateral views (``LoadCXRImaged``).
 

@@ -1,9 +1,19 @@
-"""``ExtractAnatomicalRegionsd``: fill in the 29 region boxes of samples that lack them.
+"""``ExtractAnatomicalRegionsd``, the region-source transform: where each image's 29 region boxes come from.
 
-Method per image: the trained :class:`~gkmvlp_monai.models.anatomy.RegionBoxNet` when given and confident;
-otherwise the atlas registration (:func:`~gkmvlp_monai.transforms.atlas.register_atlas`); the choice and the
-confidence are recorded in the sample. Results are cached by image content hash (JSON, one file per
-image, written atomically) so a data set is processed once, across epochs, workers and runs.
+One rule, decided here for every image: the annotation (region boxes in the datalist) when the item has
+any; else the trained :class:`~gkmvlp_monai.models.anatomy.RegionBoxNet` when given and confident; else
+the atlas registration (:func:`~gkmvlp_monai.transforms.atlas.register_atlas`) when given; else the
+default layout (``gkmvlp_monai/core/vocabularies/region_layout.json``). The source (one of
+:data:`REGION_SOURCES`) and a confidence are recorded in the sample and in the image's metadata.
+Model and atlas results are cached by image content hash (JSON, one file per image, written atomically)
+so a data set is processed once, across epochs, workers and runs.
+
+The default layout is defined in the network's square input frame, so it is not written as boxes here
+(this transform runs on the picture as loaded, before any resize, and training keeps such images'
+regions unknown): the networks called on such a batch for predictions get it from
+:func:`prediction_region_inputs` (:func:`gkmvlp_monai.core.boxes.fill_default_regions` for the images
+:func:`recorded_region_sources` says have source ``"default"``); image-only export wrappers use
+:func:`gkmvlp_monai.core.boxes.default_layout` for every image.
 """
 
 from __future__ import annotations
@@ -16,29 +26,35 @@ import tempfile
 import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from gkmvlp_monai.core.boxes import boxes_from_dict, boxes_to_dict
+from gkmvlp_monai.core.boxes import boxes_from_dict, boxes_to_dict, fill_default_regions
 from gkmvlp_monai.models.anatomy import RegionBoxNet, load_region_model
 from gkmvlp_monai.transforms.atlas import Atlas, register_atlas
 
 __all__ = [
+    "REGION_SOURCES",
     "ExtractAnatomicalRegionsd",
     "ExtractAnatomicalRegionsD",
     "ExtractAnatomicalRegionsDict",
     "LowConfidenceRegionsWarning",
     "image_content_hash",
+    "prediction_region_inputs",
+    "recorded_region_sources",
     "region_extractor",
 ]
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+
+#: where an image's region boxes came from, in the order they are tried
+REGION_SOURCES: Final = ("annotation", "model", "atlas", "default")
 
 
 class LowConfidenceRegionsWarning(UserWarning):
@@ -62,26 +78,32 @@ def _source_name(image: Any, data: Mapping) -> str:
 
 
 class ExtractAnatomicalRegionsd(MapTransform):
-    """Fill ``boxes_key`` with the 29 region boxes (data contract dict, ORIGINAL picture pixels) when missing.
+    """Decide and record each sample's region source; fill ``boxes_key`` (data contract dict, ORIGINAL
+    picture pixels) from the model or the atlas when the item has no annotated box.
 
     Place it after loading (``LoadCXRImaged``) and before any resize/pad/augment transform; the
     resize transforms then map the boxes like data-set truth. A ``keys`` value that is still a file name
     is loaded for prediction (the sample keeps the file name).
 
-    Recorded per sample: ``method_key`` (``"truth"`` when boxes were present, ``"model"``, ``"atlas"``, or
-    ``"none"`` when dropped for low confidence) and ``confidence_key`` (mean confidence, 1.0 for truth).
+    Recorded per sample, in the data and (for a loaded ``MetaTensor``) in the image's ``meta``:
+    ``source_key``, one of :data:`REGION_SOURCES`: ``"annotation"`` when the item has a box of positive
+    area, ``"model"`` or ``"atlas"`` when they found the boxes, ``"default"`` when neither is given or
+    their boxes were dropped for low confidence (the boxes stay unknown; see the module docstring). Also
+    ``confidence_key``: 1.0 for an annotation, the mean confidence of the model or atlas result (even
+    when dropped), 0.0 when neither ran.
 
     Args:
         keys: the image key (one).
         boxes_key: region-box dict key.
-        model: a :class:`RegionBoxNet` or a checkpoint path (``load_region_model``); ``None``: atlas only.
-        atlas: an :class:`Atlas` or an ``.npz`` path; ``None``: model only.
+        model: a :class:`RegionBoxNet` or a checkpoint path (``load_region_model``); ``None``: no model.
+        atlas: an :class:`Atlas` or an ``.npz`` path; ``None``: no atlas. With neither, the source is the
+            annotation or the default layout.
         min_confidence: below it the model falls back to the atlas, and a final result below it warns
             (``LowConfidenceRegionsWarning`` naming the file).
-        low_confidence: ``"drop"`` (default: leave ``boxes_key`` empty, the regions count as unknown) or
-            ``"keep"`` (keep the best boxes anyway, flagged by the method/confidence keys).
+        low_confidence: ``"drop"`` (default: leave ``boxes_key`` empty, source ``"default"``) or
+            ``"keep"`` (keep the best boxes anyway, flagged by the confidence key).
         cache_dir: folder of the JSON cache (``None``: in-memory only).
-        method_key: where the method is recorded.
+        source_key: where the source is recorded.
         confidence_key: where the confidence is recorded.
         allow_missing_keys: skip samples without the image key.
     """
@@ -95,20 +117,18 @@ class ExtractAnatomicalRegionsd(MapTransform):
         min_confidence: float = 0.5,
         low_confidence: str = "drop",
         cache_dir: str | os.PathLike | None = None,
-        method_key: str = "region_method",
+        source_key: str = "region_source",
         confidence_key: str = "region_confidence",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError("ExtractAnatomicalRegionsd works on one image key")
-        if model is None and atlas is None:
-            raise ValueError("ExtractAnatomicalRegionsd needs a model, an atlas or both")
         if low_confidence not in ("drop", "keep"):
             raise ValueError(f"low_confidence must be 'drop' or 'keep', not {low_confidence!r}")
         self.model = load_region_model(model) if isinstance(model, (str, os.PathLike)) else model
         self.atlas = Atlas.load(atlas) if isinstance(atlas, (str, os.PathLike)) else atlas
-        self.boxes_key, self.method_key, self.confidence_key = boxes_key, method_key, confidence_key
+        self.boxes_key, self.source_key, self.confidence_key = boxes_key, source_key, confidence_key
         self.min_confidence, self.low_confidence = float(min_confidence), low_confidence
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._memory: dict[str, dict] = {}
@@ -123,7 +143,7 @@ class ExtractAnatomicalRegionsd(MapTransform):
         results computed so far and the cache folder."""
         return {
             "keys": list(self.keys),
-            "out_keys": [self.boxes_key, self.method_key, self.confidence_key],
+            "out_keys": [self.boxes_key, self.source_key, self.confidence_key],
             "min_confidence": self.min_confidence,
             "low_confidence": self.low_confidence,
             "allow_missing_keys": self.allow_missing_keys,
@@ -178,7 +198,7 @@ class ExtractAnatomicalRegionsd(MapTransform):
         os.replace(tmp, self.cache_dir / f"{key}.json")
 
     def extract(self, image: Any) -> dict:
-        """Run model and/or atlas on one picture.
+        """Run model and/or atlas on one picture (at least one of them must be given).
 
         Args:
             image: ``[1, W, H]`` picture.
@@ -186,7 +206,12 @@ class ExtractAnatomicalRegionsd(MapTransform):
         Returns:
             ``{"boxes": [[x1, y1, x2, y2]] * 29, "confidence": [29], "method": str, "score": float,
             "issues": [str]}``.
+
+        Raises:
+            ValueError: neither a model nor an atlas was given.
         """
+        if self.model is None and self.atlas is None:
+            raise ValueError("region extraction needs a model, an atlas or both; this transform has neither")
         candidates: list[tuple[str, np.ndarray, np.ndarray, list[str]]] = []
         if self.model is not None:
             boxes, conf = self.model.predict_boxes(image)
@@ -242,30 +267,37 @@ class ExtractAnatomicalRegionsd(MapTransform):
         return {**entry, "source": source, "low_confidence": low}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        """Fill in missing region boxes of one sample.
+        """Decide one sample's region source (filling in model or atlas boxes) and record it.
 
         Args:
             data: a sample whose image key holds a loaded ``[1, W, H]`` picture (or its file name).
 
         Returns:
-            A copy of ``data`` with ``boxes_key``, ``method_key`` and ``confidence_key`` set.
+            A copy of ``data`` with ``source_key`` and ``confidence_key`` set, ``boxes_key`` filled when
+            the model or the atlas gave the boxes.
         """
         d = dict(data)
         for key in self.key_iterator(d):
             existing = d.get(self.boxes_key)
             if isinstance(existing, Mapping) and boxes_from_dict(existing)[1].any():
-                d[self.method_key], d[self.confidence_key] = "truth", 1.0
-                continue
-            image = d[key]
-            source = str(image) if isinstance(image, (str, os.PathLike)) else _source_name(image, d)
-            entry = self.find(image, source)
-            if entry["low_confidence"] and self.low_confidence == "drop":
-                d[self.boxes_key] = {}
-                d[self.method_key] = "none"
+                source, confidence = "annotation", 1.0
+            elif self.model is None and self.atlas is None:
+                source, confidence = "default", 0.0
             else:
-                d[self.boxes_key] = boxes_to_dict(np.asarray(entry["boxes"], dtype=np.float32))
-                d[self.method_key] = entry["method"]
-            d[self.confidence_key] = float(entry["score"])
+                image = d[key]
+                name = str(image) if isinstance(image, (str, os.PathLike)) else _source_name(image, d)
+                entry = self.find(image, name)
+                if entry["low_confidence"] and self.low_confidence == "drop":
+                    d[self.boxes_key] = {}
+                    source = "default"
+                else:
+                    d[self.boxes_key] = boxes_to_dict(np.asarray(entry["boxes"], dtype=np.float32))
+                    source = entry["method"]
+                confidence = float(entry["score"])
+            d[self.source_key], d[self.confidence_key] = source, confidence
+            meta = getattr(d[key], "meta", None)
+            if isinstance(meta, dict):
+                meta[self.source_key] = source
         return d
 
 
@@ -281,12 +313,12 @@ def region_extractor(
     min_confidence: float = 0.5,
     low_confidence: str = "drop",
     cache_dir: str | os.PathLike | None = None,
-) -> ExtractAnatomicalRegionsd | None:
-    """The region-box filler a bundle puts in its pipelines for items without boxes (``None``: switched off).
+) -> ExtractAnatomicalRegionsd:
+    """The region-source transform a bundle puts in its pipelines, right after loading.
 
     Bundles expose it as one config dict, ``anatomy``, whose ``model`` / ``atlas`` point at the
-    ``cxr_anatomy`` bundle's ``models/model.pt`` and ``models/atlas.npz``; both ``None`` (the default)
-    leaves the pipelines as they are.
+    ``cxr_anatomy`` bundle's ``models/model.pt`` and ``models/atlas.npz``. With both ``None`` (the
+    default) an image's source is its annotation or the default layout, and nothing is computed.
 
     Args:
         model: region model checkpoint (the bundle's plain ``model.pt`` or a self-describing one).
@@ -299,10 +331,8 @@ def region_extractor(
         cache_dir: JSON cache of the predicted boxes (each picture processed once).
 
     Returns:
-        the transform, or ``None`` when neither ``model`` nor ``atlas`` is given.
+        the transform.
     """
-    if model is None and atlas is None:
-        return None
     net = None
     if model is not None:
         net = load_region_model(model, arch=arch, img_size=int(img_size), hidden=int(hidden))
@@ -313,4 +343,59 @@ def region_extractor(
         min_confidence=min_confidence,
         low_confidence=low_confidence,
         cache_dir=cache_dir,
+    )
+
+
+def recorded_region_sources(
+    batch: Mapping[str, Any], key: str = "region_source", image_key: str = "image"
+) -> list[str] | None:
+    """The region source :class:`ExtractAnatomicalRegionsd` recorded for each image of a batch.
+
+    Read from ``batch[key]`` when the batch kept that key, else from the image's metadata (which survives
+    ``SelectItemsd``).
+
+    Args:
+        batch: a collated batch (or one sample).
+        key: the transform's ``source_key``.
+        image_key: the image key.
+
+    Returns:
+        One of :data:`REGION_SOURCES` per image, or ``None`` when the batch did not pass through the
+        transform.
+
+    Raises:
+        ValueError: a recorded value that is not a region source.
+    """
+    sources = batch.get(key)
+    if sources is None:
+        meta = getattr(batch.get(image_key), "meta", None)
+        sources = meta.get(key) if isinstance(meta, Mapping) else None
+    if sources is None:
+        return None
+    sources = [sources] if isinstance(sources, str) else [str(s) for s in sources]
+    unknown = sorted(set(sources) - set(REGION_SOURCES))
+    if unknown:
+        raise ValueError(f"recorded region sources {unknown} are not among {REGION_SOURCES}")
+    return sources
+
+
+def prediction_region_inputs(
+    batch: Mapping[str, Any], image_key: str = "image"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The region inputs a network gets for predictions on a batch: its region boxes, and the default
+    layout for the images whose recorded region source is ``"default"`` (or that have no known box).
+
+    Args:
+        batch: a collated batch with ``image_key`` and, when it has them, ``region_boxes`` / ``region_mask``.
+        image_key: the image key.
+
+    Returns:
+        ``(boxes [B, R, 4], mask [B, R], used [B])``, see :func:`gkmvlp_monai.core.boxes.fill_default_regions`.
+    """
+    sources = recorded_region_sources(batch, image_key=image_key)
+    return fill_default_regions(
+        batch[image_key],
+        batch.get("region_boxes"),
+        batch.get("region_mask"),
+        None if sources is None else [s == "default" for s in sources],
     )

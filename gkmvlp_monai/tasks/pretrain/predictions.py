@@ -22,8 +22,8 @@ import torch
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
-from gkmvlp_monai.core.vocab import default_region_boxes
 from gkmvlp_monai.engine.ood import OODScorer
+from gkmvlp_monai.transforms.regions import prediction_region_inputs
 
 IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg", ".nii", ".nii.gz")
 
@@ -84,8 +84,10 @@ def _model(network: torch.nn.Module) -> torch.nn.Module:
 class PretrainInferer(Inferer):
     """Per-image outputs of a GK-MVLP network.
 
-    Images whose region boxes are all unknown get the default region layout
-    (``gkmvlp_monai/core/vocabularies/region_layout.json``) and are flagged ``default_regions``.
+    Images without region boxes, those whose region source
+    (:class:`~gkmvlp_monai.transforms.regions.ExtractAnatomicalRegionsd`) is ``"default"`` or whose
+    boxes are all unknown, get the default region layout
+    (:func:`gkmvlp_monai.transforms.regions.prediction_region_inputs`) and are flagged ``default_regions``.
 
     Returns a dict: ``image_embed [B, d]``, ``entity_probs [B, E, 3]`` (absent/present/uncertain),
     ``attention [B, E, h, w]``, ``default_regions [B]`` and, when the batch has tokenised reports,
@@ -95,20 +97,7 @@ class PretrainInferer(Inferer):
     def __call__(self, inputs: dict[str, Any], network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
         model = _model(network)
         image = inputs["image"]
-        b, size = image.shape[0], image.shape[-1]
-        boxes = inputs.get("region_boxes")
-        mask = inputs.get("region_mask")
-        if boxes is None or mask is None:
-            boxes = image.new_zeros(b, 0, 4)
-            mask = torch.zeros(b, 0, dtype=torch.bool, device=image.device)
-        default = torch.as_tensor(default_region_boxes(size), dtype=image.dtype, device=image.device)
-        use_default = ~mask.bool().any(dim=1) if mask.shape[1] else torch.ones(b, dtype=torch.bool)
-        if boxes.shape[1] == 0:
-            boxes = default.unsqueeze(0).expand(b, -1, -1).clone()
-            mask = torch.ones(b, default.shape[0], dtype=torch.bool, device=image.device)
-        else:
-            boxes = torch.where(use_default[:, None, None], default.unsqueeze(0), boxes)
-            mask = mask.bool() | use_default[:, None]
+        boxes, mask, use_default = prediction_region_inputs(inputs)
         probs, attn = model.entity_scores(image, boxes, mask)
         out = {
             "image_embed": model.encode_image(image),

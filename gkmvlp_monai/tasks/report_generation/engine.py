@@ -22,8 +22,9 @@ from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
-from gkmvlp_monai.core.vocab import default_region_boxes
+from gkmvlp_monai.core.boxes import default_layout, fixed_region_inputs
 from gkmvlp_monai.data.datalist import load_datalist
+from gkmvlp_monai.transforms.regions import prediction_region_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -79,23 +80,11 @@ def _model(network: nn.Module) -> nn.Module:
     return getattr(network, "model", network)
 
 
-def fill_default_boxes(
-    image: torch.Tensor, boxes: torch.Tensor | None, mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Region boxes and mask where images without any known box get the default region layout."""
-    b, size = image.shape[0], image.shape[-1]
-    default = torch.as_tensor(default_region_boxes(size), dtype=image.dtype, device=image.device)
-    if boxes is None or mask is None or boxes.shape[1] == 0:
-        return default.unsqueeze(0).expand(b, -1, -1).clone(), torch.ones(
-            b, default.shape[0], dtype=torch.bool, device=image.device
-        )
-    use_default = ~mask.bool().any(dim=1)
-    boxes = torch.where(use_default[:, None, None], default.unsqueeze(0), boxes.to(image.dtype))
-    return boxes, mask.bool() | use_default[:, None]
-
-
 class ReportGenerationInferer(Inferer):
     """Generate reports for a batch (greedy with ``num_beams=1``, else beam search).
+
+    Images without region boxes (region source ``"default"``) get the default region layout
+    (:func:`gkmvlp_monai.transforms.regions.prediction_region_inputs`).
 
     Args:
         num_beams: beams (1: greedy).
@@ -138,7 +127,7 @@ class ReportGenerationInferer(Inferer):
         if getattr(model, "decoder", None) is None:
             raise RuntimeError("the network has no report decoder (build it with weight_lm > 0)")
         image = inputs["image"]
-        boxes, mask = fill_default_boxes(image, inputs.get("region_boxes"), inputs.get("region_mask"))
+        boxes, mask, _ = prediction_region_inputs(inputs)
         vis = model.visual_features(image, boxes, mask)
         ids = model.decoder.generate(
             vis["memory"],
@@ -255,9 +244,7 @@ class GKMVLPReportGenerator(nn.Module):
 
         share_state(self, model)  # the network's keys and checkpoint handling (old key names included)
         object.__setattr__(self, "_gkmvlp", model)  # not a sub-module: keys stay un-prefixed
-        self.register_buffer(
-            "region_boxes", torch.as_tensor(default_region_boxes(image_size), dtype=torch.float32), False
-        )
+        self.register_buffer("region_boxes", default_layout(image_size), False)
         self.image_size = image_size
         if not 1 <= max_length <= model.decoder.max_length - 1:
             raise ValueError(
@@ -273,8 +260,7 @@ class GKMVLPReportGenerator(nn.Module):
 
         model, dec = self._gkmvlp, self._gkmvlp.decoder
         b = image.shape[0]
-        boxes = (self.region_boxes * (image.shape[-1] / self.image_size)).unsqueeze(0).expand(b, -1, -1)
-        mask = torch.ones(boxes.shape[:2], dtype=torch.bool, device=image.device)
+        boxes, mask = fixed_region_inputs(image, self.region_boxes, self.image_size)
         memory = model.visual_features(image, boxes, mask)["memory"]
         seq = torch.full((b, 1), dec.bos_id, dtype=torch.long, device=image.device)
         done = torch.zeros(b, dtype=torch.bool, device=image.device)

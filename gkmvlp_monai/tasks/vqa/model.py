@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gkmvlp_monai.core.boxes import default_layout, fixed_region_inputs
 from gkmvlp_monai.models.config import IDENTITY_FIELDS, record_config
 from gkmvlp_monai.models.decoder import ReportDecoder
 from gkmvlp_monai.models.fusion import CrossModalEncoder
@@ -361,14 +362,9 @@ class VQAPresencePredictor(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S, S]`` image -> ``[B, Q]`` probability that the answer is yes."""
         b, q = image.shape[0], self.question_ids.shape[0]
-        boxes = self.region_boxes * (image.shape[-1] / self.image_size)
-        r = boxes.shape[0]
         # each picture is encoded once, then asked every question
-        memory = self.backbone.visual_features(
-            image,
-            boxes.reshape(1, r, 4).expand(b, r, 4),
-            torch.ones(b, r, dtype=torch.bool, device=image.device),
-        )["memory"]
+        boxes, mask = fixed_region_inputs(image, self.region_boxes, self.image_size)
+        memory = self.backbone.visual_features(image, boxes, mask)["memory"]
         memory = memory.unsqueeze(1).expand(b, q, *memory.shape[1:]).reshape(b * q, *memory.shape[1:])
         text, _ = self.backbone.text_encoder(self.question_ids.repeat(b, 1), self.question_mask.repeat(b, 1))
         fused = fused_tokens(self.backbone.fusion, text, self.question_mask.repeat(b, 1), memory)
@@ -381,8 +377,6 @@ def presence_questions(label_names: Sequence[str]) -> list[str]:
     return [f"Is there {n.lower()}?" for n in label_names if n.lower() != "no finding"]
 
 
-def default_region_boxes(image_size: int) -> torch.Tensor:
-    """The shared default region layout ``[29, 4]`` (``knowledge.vocab.default_region_boxes``) as a tensor."""
-    from gkmvlp_monai.core.vocab import default_region_boxes as layout
-
-    return torch.as_tensor(layout(image_size), dtype=torch.float32)
+#: the default region layout as float32 ``[29, 4]`` boxes; the name bundle configs call
+#: (``gkmvlp_monai.core.boxes.default_layout`` itself)
+default_region_boxes = default_layout
