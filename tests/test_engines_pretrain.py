@@ -155,6 +155,8 @@ def _eval_targets(inputs, **kwargs):
 def test_eval_inferer_reads_each_target_key_by_its_meaning():
     import pytest
 
+    from gkmvlp_monai.core.keys import BatchContractError
+
     states = torch.tensor([[1, 0, -1, 2]])  # present, absent, unmentioned, uncertain
     truth = torch.tensor([[0.0, 1.0, -1.0, 1.0]])  # image truth: used as it is
     assert _eval_targets({"entity_state": states}).tolist() == [[1.0, 0.0, 0.0, -1.0]]
@@ -165,11 +167,11 @@ def test_eval_inferer_reads_each_target_key_by_its_meaning():
     assert _eval_targets({"entity_state": states}, fallback_key=None) is None
     # the dtype no longer picks the meaning: the wrong one is an error naming the key
     with pytest.raises(
-        TypeError, match=r"batch\['entity_truth'\] must be of floating-point dtype, got torch.int64"
+        BatchContractError, match=r"batch\['entity_truth'\]: expected float32 \[B, E\], got int64"
     ):
         _eval_targets({"entity_truth": states})
     with pytest.raises(
-        TypeError, match=r"batch\['entity_state'\] must be of integer dtype, got torch.float32"
+        BatchContractError, match=r"batch\['entity_state'\]: expected int64 \[B, E\], got float32"
     ):
         _eval_targets({"entity_state": truth})
     with pytest.raises(ValueError, match="unknown target key 'labels'"):

@@ -9,6 +9,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from gkmvlp_monai.core.keys import ENTITY_REGIONS, ENTITY_STATE
 from gkmvlp_monai.core.vocab import entities as vocab_entities
 from gkmvlp_monai.core.vocab import entity_names, region_names
 from gkmvlp_monai.knowledge.report_filter import ReportFilter, report_text
@@ -80,8 +81,8 @@ class EntityTargetsd(MapTransform):
     def __init__(
         self,
         keys: KeysCollection = "entities",
-        state_key: str = "entity_state",
-        regions_key: str = "entity_regions",
+        state_key: str = ENTITY_STATE,
+        regions_key: str = ENTITY_REGIONS,
         allow_missing_keys: bool = False,
         normal_study_negatives: bool = False,
     ) -> None:

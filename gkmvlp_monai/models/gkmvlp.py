@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gkmvlp_monai.core import keys as K
 from gkmvlp_monai.core.boxes import fixed_region_inputs
 from gkmvlp_monai.models.config import ARCHITECTURE_FIELDS, network_config, record_config, vocab_hash
 from gkmvlp_monai.models.decoder import ReportDecoder
@@ -260,7 +261,8 @@ class GKMVLP(nn.Module):
         Args:
             batch: ``image``, ``region_boxes``, ``region_mask`` and, for the objectives that need them,
                 ``input_ids``/``attention_mask`` (ITC, ITM, LM), ``entity_state`` (ECLS, grounding),
-                ``entity_regions`` (grounding). An objective whose inputs are missing is skipped.
+                ``entity_regions`` (grounding), with the dtypes and shapes of the batch-key contract
+                (:mod:`gkmvlp_monai.core.keys`). An objective whose inputs are missing is skipped.
 
         Returns:
             dict with ``loss`` (weighted total), ``loss_<name>`` for each computed objective, ``ecls_probs``
@@ -269,10 +271,10 @@ class GKMVLP(nn.Module):
             ``text_embed`` (normalised) and ``sim_i2t``.
         """
         w = self.weights
-        image = batch["image"]
-        has_text = "input_ids" in batch and "attention_mask" in batch
-        has_state = "entity_state" in batch
-        has_regions = "entity_regions" in batch
+        image = batch[K.IMAGE]
+        has_text = K.INPUT_IDS in batch and K.ATTENTION_MASK in batch
+        has_state = K.ENTITY_STATE in batch
+        has_regions = K.ENTITY_REGIONS in batch
         # region pooling + GK module only when an objective (or evaluation) consumes them
         need_gk = (
             not self.training
@@ -282,9 +284,9 @@ class GKMVLP(nn.Module):
         out: dict[str, torch.Tensor] = {}
         # 1. encode the image and ground the entity queries in it (region tokens, GK module, ECLS logits)
         if need_gk:
-            prompt = batch.get("entity_regions") if (self.report_prompts and self.training) else None
-            vis = self.visual_features(image, batch["region_boxes"], batch["region_mask"], prompt)
-            out.update(ecls_probs=vis["ecls_logits"].softmax(-1), patch_attn=vis["patch_attn"])
+            prompt = batch.get(K.ENTITY_REGIONS) if (self.report_prompts and self.training) else None
+            vis = self.visual_features(image, batch[K.REGION_BOXES], batch[K.REGION_MASK], prompt)
+            out.update({K.ECLS_PROBS: vis["ecls_logits"].softmax(-1), K.PATCH_ATTN: vis["patch_attn"]})
         else:
             _, glob = self.image_encoder(image)
             vis = {"global": glob}
@@ -292,7 +294,7 @@ class GKMVLP(nn.Module):
         # random draws: ITM negative sampling, then fusion dropout, then decoder dropout)
         itc = itm_logits = lm_logits = None
         if has_text:
-            ids, mask = trim_padding(batch["input_ids"], batch["attention_mask"])
+            ids, mask = trim_padding(batch[K.INPUT_IDS], batch[K.ATTENTION_MASK])
         if has_text and (w["itc"] > 0 or w["itm"] > 0):
             text_tokens, text_pooled = self.text_encoder(ids, mask)
             image_embed = F.normalize(self.image_proj(vis["global"]), dim=-1)
@@ -304,7 +306,7 @@ class GKMVLP(nn.Module):
             else:
                 sim = image_embed @ text_embed.t()
                 same = keys[:, None] == keys[None, :]
-            out.update(image_embed=image_embed, text_embed=text_embed, sim_i2t=sim)
+            out.update({K.IMAGE_EMBED: image_embed, K.TEXT_EMBED: text_embed, K.SIM_I2T: sim})
             if w["itm"] > 0:
                 pairs = itm_pairs(sim, same, sample=self.itm_sample_negatives and self.training)
                 t, i = pairs["text_index"], pairs["image_index"]
@@ -325,13 +327,13 @@ class GKMVLP(nn.Module):
         if lm_logits is not None:
             losses["lm"] = self.lm_loss.from_selected(lm_logits, lm_target[keep])
         if has_state and w["ecls"] > 0:
-            losses["ecls"] = self.ecls_loss(vis["ecls_logits"], batch["entity_state"])
+            losses["ecls"] = self.ecls_loss(vis["ecls_logits"], batch[K.ENTITY_STATE])
         if has_state and has_regions and w["grounding"] > 0:
             losses["grounding"] = self.grounding_loss(
                 vis["patch_attn"],
-                batch["entity_state"],
-                batch["entity_regions"],
-                batch["region_boxes"],
+                batch[K.ENTITY_STATE],
+                batch[K.ENTITY_REGIONS],
+                batch[K.REGION_BOXES],
                 vis["region_valid"],
                 image.shape[-1],
             )
@@ -339,7 +341,7 @@ class GKMVLP(nn.Module):
         for name, value in losses.items():
             out[f"loss_{name}"] = value
             total = total + w[name] * value
-        out["loss"] = total
+        out[K.LOSS] = total
         return out
 
     # ------------------------------------------------------------------ inference

