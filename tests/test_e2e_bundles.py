@@ -111,9 +111,11 @@ def _export_and_compare(
     net_id: str = "network_def",
     input_shape: tuple[int, ...] = (1, 1, 64, 64),
     cli_only: tuple[str, ...] = (),
+    trace: bool = True,
 ) -> None:
-    """``ckpt_export`` the trained ``models/model.pt`` as the model card does, then check that the
-    TorchScript module gives the eager network's output (same config, same checkpoint) on one input."""
+    """``ckpt_export`` the trained ``models/model.pt`` as the model card does (traced, or with
+    ``trace=False`` scripted: the model-zoo's default), then check that the TorchScript module gives the
+    eager network's output (same config, same checkpoint) on one input."""
     from monai.bundle import ConfigParser
 
     ckpt, ts = tmp / "models" / "model.pt", tmp / "model.ts"
@@ -132,10 +134,7 @@ def _export_and_compare(
             "configs/metadata.json",
             "--config_file",
             config_arg,
-            "--use_trace",
-            "True",
-            "--input_shape",
-            str(list(input_shape)),
+            *(["--use_trace", "True", "--input_shape", str(list(input_shape))] if trace else []),
             *overrides(**settings),
             *cli_only,
         ],
@@ -215,7 +214,7 @@ def test_classification(tmp_path, chexpert_datalist, pretrained_tiny_ckpt):
     test_items = json.loads(Path(chexpert_datalist).read_text())["test"]
     assert len(rows) == 1 + len(test_items) and rows[0].startswith("image,No Finding")
 
-    _export_and_compare(bundle, tmp_path, common)
+    _export_and_compare(bundle, tmp_path, common, trace=False)
 
 
 def test_localization(tmp_path, iu_synth_tiny, pretrained_tiny_ckpt):
@@ -239,17 +238,16 @@ def test_localization(tmp_path, iu_synth_tiny, pretrained_tiny_ckpt):
     _metrics(out / "zero_shot_metrics.json", ("test_dice",))
     assert list((out / "zero_shot_overlays").glob("*.png")), "no zero-shot overlays"
 
-    infer = "['configs/train.json','configs/inference.json']"
     to_infer = _run_args(tmp_path, iu_synth_tiny, output_dir=str(tmp_path / "infer"))
-    _step(bundle, "inference", ["run", "--config_file", infer, *to_infer])
+    _step(bundle, "inference", ["run", "--config_file", "configs/inference.json", *to_infer])
     n_test = len(json.loads(Path(iu_synth_tiny).read_text())["test"])
     # one PNG per (image, finding drawn or predicted), for the first num_overlays (8) images
     overlays = [p.stem.split("_", 3) for p in (tmp_path / "infer" / "inference_overlays").glob("*.png")]
     assert 0 < len({(it, b) for _, it, b, _ in overlays}) <= min(8, n_test), overlays
-    train_config = json.loads((REPO / "bundles" / bundle / TRAIN).read_text())
-    assert {finding for *_, finding in overlays} <= set(train_config["target_findings"])
+    infer_config = json.loads((REPO / "bundles" / bundle / "configs" / "inference.json").read_text())
+    assert {finding for *_, finding in overlays} <= set(infer_config["target_findings"])
 
-    _export_and_compare(bundle, tmp_path, common, config_files=(TRAIN,))
+    _export_and_compare(bundle, tmp_path, common, trace=False)
 
 
 def test_report_generation(tmp_path, iu_synth_tiny):
@@ -307,10 +305,9 @@ def test_vqa(tmp_path, vqa_datalist, pretrained_tiny_ckpt):
     preds = json.loads((tmp_path / "infer" / "predictions.json").read_text())
     assert len(preds) == n_questions and all(p["pred_answer"] for p in preds)
 
-    # the model card's export: the yes/no presence wrapper over the trained network, from train.json
-    settings = dict(model_size="tiny", image_size=64, datalist_file=vqa_datalist, ckpt_dir=str(models))
+    # the model card's export: inference.json's yes/no presence network, the trained weights loaded
     no_check = ("--converter_kwargs", "{'check_trace': False}")
-    _export_and_compare(bundle, tmp_path, settings, (TRAIN,), net_id="export_net", cli_only=no_check)
+    _export_and_compare(bundle, tmp_path, dict(model_size="tiny", image_size=64), cli_only=no_check)
 
 
 def test_cxr_anatomy(tmp_path, iu_synth_tiny):
@@ -346,14 +343,13 @@ def test_cxr_anatomy(tmp_path, iu_synth_tiny):
     images.mkdir()
     noise = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
     Image.fromarray(noise).save(images / "noise.png")
-    infer = "['configs/train.json','configs/inference.json']"
     _step(
         bundle,
         "inference",
         [
             "run",
             "--config_file",
-            infer,
+            "configs/inference.json",
             *run,
             *overrides(input_dir=str(images), inference_dir=str(tmp_path / "infer")),
         ],
@@ -361,4 +357,4 @@ def test_cxr_anatomy(tmp_path, iu_synth_tiny):
     rec = json.loads((tmp_path / "infer" / "noise.json").read_text())
     assert rec["low_confidence"] and rec["score"] < 0.5 and (tmp_path / "infer" / "noise.png").is_file()
 
-    _export_and_compare(bundle, tmp_path, dict(hidden=16, image_size=64), config_files=(TRAIN,))
+    _export_and_compare(bundle, tmp_path, dict(hidden=16, image_size=64), trace=False)

@@ -44,6 +44,7 @@ __all__ = [
     "collect_embeddings",
     "fit_ood_stats",
     "image_embedding",
+    "lateral_policy",
     "ledoit_wolf",
     "mahalanobis",
     "stats_file_for",
@@ -277,6 +278,17 @@ def trained_frontal_only(stats_file: str | os.PathLike | None, default: bool = T
     if not any(v for v in stats.training_views if v):
         return default
     return stats.frontal_only
+
+
+def lateral_policy(stats_file: str | os.PathLike | None, policy: str = "flag") -> str:
+    """How inference treats lateral views (``LoadCXRImaged``'s ``lateral``): ``policy`` for a checkpoint
+    trained on frontal views only (:func:`trained_frontal_only`), ``"accept"`` for one that saw laterals.
+
+    Args:
+        stats_file: the checkpoint's ``ood_stats.npz`` (missing: frontal only, the metadata's input).
+        policy: ``"flag"`` (score, marked out of scope), ``"refuse"`` or ``"accept"``.
+    """
+    return policy if trained_frontal_only(stats_file) else "accept"
 
 
 def _unwrap(network: torch.nn.Module) -> torch.nn.Module:

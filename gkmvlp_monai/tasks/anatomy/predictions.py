@@ -31,6 +31,8 @@ from gkmvlp_monai.transforms.regions import ExtractAnatomicalRegionsd
 __all__ = [
     "IMAGE_SUFFIXES",
     "inference_items",
+    "image_batch",
+    "atlas_if_present",
     "RegionExtractionInferer",
     "RegionBoxWriter",
     "draw_region_overlay",
@@ -69,6 +71,19 @@ def inference_items(
     from gkmvlp_monai.data.datalist import load_datalist
 
     return [{"image": str(it["image"])} for it in load_datalist(str(datalist_file), split)]
+
+
+def image_batch(
+    batchdata: dict[str, Any], device: Any = None, non_blocking: bool = False, **kwargs: Any
+) -> tuple[torch.Tensor, None]:
+    """The evaluator's ``prepare_batch`` for inference: ``(batch["image"], None)``, left where it is
+    (:class:`RegionExtractionInferer` moves each picture itself)."""
+    return batchdata["image"], None
+
+
+def atlas_if_present(atlas_file: str | os.PathLike | None) -> Atlas | None:
+    """The atlas in ``atlas_file``, or ``None`` (no fallback) when there is no such file."""
+    return Atlas.load(atlas_file) if atlas_file and os.path.isfile(atlas_file) else None
 
 
 def _names_of(inputs: torch.Tensor) -> list[str]:

@@ -88,6 +88,11 @@ def training_items(datalist_file: str, fraction: float = 1.0, seed: int = 0) -> 
     return load_datalist(datalist_file, "training", fraction=fraction, seed=seed)
 
 
+def inference_items(datalist_file: str, split: str = "test") -> list[dict[str, Any]]:
+    """The ``image`` and ``view`` (``""`` when unrecorded) of every item of a split: what inference reads."""
+    return [{"image": it["image"], "view": it.get("view", "")} for it in load_datalist(datalist_file, split)]
+
+
 class ClassificationLabeld(MapTransform):
     """Datalist ``label`` -> loss target: float32 ``[C]`` (multi-label) or int64 scalar (multi-class).
 

@@ -43,6 +43,20 @@ def items_from_folder(folder: str) -> list[dict[str, str]]:
     return [{"image": str(p)} for p in files]
 
 
+def inference_items(
+    datalist_file: str | None = None, split: str = "test", image_dir: str | None = None
+) -> list[dict[str, Any]]:
+    """What ``inference.json`` runs on: every image under ``image_dir`` when it is given
+    (:func:`items_from_folder`), else the datalist split's items as they are."""
+    if image_dir is not None:
+        return items_from_folder(image_dir)
+    if not datalist_file:
+        raise FileNotFoundError("inference needs a datalist_file or an image_dir")
+    from gkmvlp_monai.data.datalist import load_datalist
+
+    return load_datalist(datalist_file, split)
+
+
 def _meta_value(meta: dict[str, Any], key: str, i: int, default: Any) -> Any:
     value = meta.get(key, None)
     if value is None:

@@ -73,6 +73,23 @@ def evaluation_items(datalist_file: str, split: str, max_items: int | None = Non
     return items if max_items is None else items[: int(max_items)]
 
 
+def inference_items(
+    datalist_file: str | None = None,
+    split: str = "test",
+    max_items: int | None = None,
+    image_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """What ``inference.json`` reports on: every image under ``image_dir`` when it is given, else the
+    :func:`evaluation_items` of the datalist split (both with ``image_id``/``image_path``)."""
+    if image_dir is not None:
+        from gkmvlp_monai.tasks.pretrain.predictions import items_from_folder
+
+        return with_ids(items_from_folder(image_dir))
+    if not datalist_file:
+        raise FileNotFoundError("inference needs a datalist_file or an image_dir")
+    return evaluation_items(datalist_file, split, max_items)
+
+
 # ----------------------------------------------------------------------------------------- inferer
 def _model(network: nn.Module) -> nn.Module:
     """The GK-MVLP network inside DDP (``module``) or an export wrapper (``model``)."""

@@ -229,6 +229,11 @@ class AnswerVocab:
             raise ValueError(f"{path}: expected a JSON object with an 'answers' list")
         return cls(doc["answers"])
 
+    @classmethod
+    def next_to(cls, ckpt_file: str | os.PathLike) -> AnswerVocab:
+        """The vocabulary training wrote beside a checkpoint (``<its folder>/answers.json``), see :meth:`load`."""
+        return cls.load(Path(ckpt_file).parent / "answers.json")
+
     def save(self, path: str | os.PathLike) -> str:
         """Write the vocabulary as JSON; returns the path."""
         path = Path(path)

@@ -28,6 +28,7 @@ from gkmvlp_monai.models.text import tokenize_texts
 __all__ = [
     "GKMVLPVQA",
     "VQAPresencePredictor",
+    "build_presence_predictor",
     "build_vqa",
     "default_region_boxes",
     "encode_question_image",
@@ -358,6 +359,7 @@ class VQAPresencePredictor(nn.Module):
             "region_boxes", torch.as_tensor(region_boxes, dtype=torch.float32), persistent=False
         )
         self.image_size = image_size
+        self.register_load_state_dict_pre_hook(_yes_no_rows)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``[B, 1, S, S]`` image -> ``[B, Q]`` probability that the answer is yes."""
@@ -370,6 +372,50 @@ class VQAPresencePredictor(nn.Module):
         fused = fused_tokens(self.backbone.fusion, text, self.question_mask.repeat(b, 1), memory)
         logits = self.classifier(fused[:, 0])[:, :2]
         return logits.softmax(-1)[:, 0].reshape(b, q)
+
+
+def _yes_no_rows(module: VQAPresencePredictor, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load hook: into a yes/no answer head (2 classes), a checkpoint's answer classifier loads its first two
+    rows, ``yes`` and ``no`` (:class:`~gkmvlp_monai.tasks.vqa.data.AnswerVocab` puts them first), whatever
+    the size of the answer vocabulary it was trained with."""
+    last = len(module.classifier) - 1
+    for name in ("weight", "bias"):
+        key = f"{prefix}classifier.{last}.{name}"
+        value = state_dict.get(key)
+        if value is not None and getattr(module.classifier[last], name).shape[0] == 2 < value.shape[0]:
+            state_dict[key] = value[:2]
+
+
+def build_presence_predictor(
+    size: str = "base",
+    image_size: int = 224,
+    image_arch: str | None = None,
+    text_model: str | None = None,
+    label_set: str = "chexpert14",
+    question_max_length: int = 32,
+) -> VQAPresencePredictor:
+    """The image-only VQA network of ``inference.json`` (``verify_net_in_out``, ``ckpt_export``), built
+    without the answer vocabulary or any data set: a :class:`VQAPresencePredictor` asking
+    :func:`presence_questions` of ``label_set`` over a yes/no answer head.
+
+    Any checkpoint of :func:`build_vqa` with the same ``size``, ``image_size``, ``image_arch`` and
+    ``text_model`` loads into it strictly, whatever its answer vocabulary (only the ``yes`` and ``no``
+    rows of its classifier are kept).
+    """
+    from gkmvlp_monai.core import vocab
+
+    model = build_vqa(
+        2,
+        size=size,
+        entity_descriptions=vocab.entity_descriptions(),
+        image_size=image_size,
+        image_arch=image_arch,
+        text_model=text_model,
+    )
+    questions = presence_questions(vocab.label_set(label_set))
+    return VQAPresencePredictor(
+        model, questions, default_region_boxes(image_size), image_size, question_max_length
+    )
 
 
 def presence_questions(label_names: Sequence[str]) -> list[str]:
