@@ -303,6 +303,22 @@ def test_inference_helpers_give_what_the_expressions_they_replace_gave(tmp_path:
     assert image_batch(batch, torch.device("cpu")) == (batch["image"], None)
 
 
+def test_classification_inference_warns_when_the_datalist_names_other_classes(tmp_path: Path, caplog) -> None:
+    """The class names come from inference.json (label_set), not the data: a datalist that names other
+    classes is said, since a checkpoint trained on those would otherwise be written under wrong names."""
+    from bundle_helpers import build_chexpert_datalist
+
+    from gkmvlp_monai.core.vocab import label_set
+    from gkmvlp_monai.tasks.classification.engine import inference_items
+
+    datalist = build_chexpert_datalist(tmp_path)  # CheXpert-14 names
+    with caplog.at_level("WARNING"):
+        inference_items(datalist, "test", label_set("chexpert14"))
+        assert not caplog.records
+        inference_items(datalist, "test", label_set("nih14"))
+    assert len(caplog.records) == 1 and "--label_set" in caplog.records[0].getMessage()
+
+
 # ------------------------------------------------------------------------------------------- slow tier
 @pytest.mark.slow
 @pytest.mark.parametrize("bundle", BUNDLES)

@@ -88,9 +88,26 @@ def training_items(datalist_file: str, fraction: float = 1.0, seed: int = 0) -> 
     return load_datalist(datalist_file, "training", fraction=fraction, seed=seed)
 
 
-def inference_items(datalist_file: str, split: str = "test") -> list[dict[str, Any]]:
-    """The ``image`` and ``view`` (``""`` when unrecorded) of every item of a split: what inference reads."""
-    return [{"image": it["image"], "view": it.get("view", "")} for it in load_datalist(datalist_file, split)]
+def inference_items(
+    datalist_file: str, split: str = "test", label_names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The ``image`` and ``view`` (``""`` when unrecorded) of every item of a split: what inference reads.
+
+    With ``label_names`` (the classes inference names the network's outputs by), a datalist that names
+    other classes gets a warning: a checkpoint trained on those needs them at inference (``--label_set``
+    or ``--label_names``), or its scores are written under the wrong names.
+    """
+    items = load_datalist(datalist_file, split)
+    declared = json.loads(Path(datalist_file).read_text(encoding="utf-8")).get("label_names")
+    if label_names is not None and declared and list(declared) != list(label_names):
+        logger.warning(
+            "%s names the classes %s; inference names the outputs %s (pass --label_names or --label_set "
+            "if the checkpoint was trained on the datalist's classes)",
+            datalist_file,
+            list(declared),
+            list(label_names),
+        )
+    return [{"image": it["image"], "view": it.get("view", "")} for it in items]
 
 
 class ClassificationLabeld(MapTransform):
