@@ -34,13 +34,14 @@ def test_item_without_boxes_gets_them(atlas: Atlas, tmp_path) -> None:
     assert kept["region_source"] == "annotation" and kept["region_mask"].sum() == 1
 
 
+_FIRST_FOUR = [f"train#deterministic_transforms#transforms#{i}" for i in range(4)]
 BUNDLE_PIPELINES = {
-    ("gkmvlp_pretrain", "train.json"): "train#pipelines",
+    ("gkmvlp_pretrain", "train.json"): "image_transforms",
     ("gkmvlp_pretrain", "inference.json"): "preprocessing#transforms#0",
-    ("gkmvlp_classification", "train.json"): "train#pipelines",
-    ("gkmvlp_report_generation", "train.json"): "train#pipelines",
+    ("gkmvlp_classification", "train.json"): _FIRST_FOUR,
+    ("gkmvlp_report_generation", "train.json"): "image_transforms",
     ("gkmvlp_report_generation", "inference.json"): "preprocessing#transforms#0",
-    ("gkmvlp_localization", "train.json"): "validate#pipelines",
+    ("gkmvlp_localization", "train.json"): "image_and_map",
     ("gkmvlp_vqa", "train.json"): "image_transforms",
 }
 
@@ -63,12 +64,20 @@ def test_bundles_fill_in_regions_when_switched_on(bundle: str, config: str, atla
 
     def pipeline(anatomy_atlas):
         parser = ConfigParser()
-        parser.read_config(str(REPO_ROOT / "bundles" / bundle / "configs" / config))
+        configs = REPO_ROOT / "bundles" / bundle / "configs"
+        files = (
+            [configs / config] if config == "inference.json" else [configs / "base.json", configs / config]
+        )
+        parser.read_config([str(f) for f in files])
         parser["output_dir"] = str(tmp_path / "out")
         parser["image_size"] = 64
         parser["anatomy"]["atlas"] = anatomy_atlas
-        steps = parser.get_parsed_content(BUNDLE_PIPELINES[(bundle, config)])
-        return steps[0] if isinstance(steps, tuple) else steps
+        ids = BUNDLE_PIPELINES[(bundle, config)]
+        if isinstance(ids, list):
+            return [parser.get_parsed_content(i) for i in ids]
+        steps = parser.get_parsed_content(ids)
+        steps = steps[0] if isinstance(steps, tuple) else steps
+        return steps.transforms if isinstance(steps, Compose) else steps
 
     item = {"image": str(path)}
     plain = Compose(pipeline(None))(dict(item))

@@ -1,12 +1,12 @@
 """Every ``gkmvlp_monai.<module>.<name>`` that a bundle config's ``$`` expressions use can be reached
 after the config's own ``imports``, in a fresh interpreter.
 
-A config file merged after ``train.json`` with its own ``imports`` list replaces train's list. A module
-that the merged config uses but no longer imports then fails with ``module 'gkmvlp_monai' has no
-attribute ...``. That only shows in a fresh process: in the test session, or after another study in the
-same process, the module is already imported. The localization zero-shot command failed like this until
-session 4. The check runs in a subprocess that forgets every ``gkmvlp_monai`` module between configs.
-(``_target_`` paths need no import: MONAI locates them itself.)
+Configs are merged as MONAI merges them: ``configs/base.json`` first, then ``train.json``, then an
+overlay; a ``+imports`` list extends the imports, a plain ``imports`` list would replace them. A module
+that the merged config uses but does not import fails with ``module 'gkmvlp_monai' has no attribute
+...``, and only in a fresh process (in a test session another test has imported it already), so the
+check runs in a subprocess that forgets every ``gkmvlp_monai`` module between configs. (``_target_``
+paths need no import: MONAI locates them itself.)
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ problems = []
 for files in json.loads(sys.argv[1]):
     for name in [m for m in sys.modules if m == "gkmvlp_monai" or m.startswith("gkmvlp_monai.")]:
         del sys.modules[name]
-    merged = {}
-    for f in files:
-        merged.update(json.load(open(f)))  # top-level keys replace, as in ConfigParser.read_config
+    from monai.bundle import ConfigParser
+
+    merged = ConfigParser.load_config_files(files)  # MONAI's merge: '+key' extends, other keys replace
     ns = {}
     for stmt in merged.get("imports", []):
         exec(stmt.lstrip("$"), ns)
@@ -63,19 +63,22 @@ def _combinations() -> list[list[str]]:
         configs = bundle / "configs"
         if not (configs / "train.json").is_file():
             continue
+        base = configs / "base.json"
         for f in sorted(configs.glob("*.json")):
-            if f.name == "metadata.json":
-                continue
-            # overlays are merged after train.json; train.json, build_atlas.json and an inference.json
-            # with its own imports are run alone
-            own_imports = "imports" in json.loads(f.read_text())
-            alone = f.name in ("train.json", "build_atlas.json") or (
-                f.name == "inference.json" and own_imports
-            )
-            files = [f] if alone else [configs / "train.json", f]
+            if f.name in ("metadata.json", "base.json", "zero_shot.json"):
+                continue  # zero_shot.json overlays evaluate.json: its combination is added below
+            # inference.json stands alone; build_atlas.json and train.json sit on the base config;
+            # every other file is an overlay of train.json
+            if f.name == "inference.json":
+                files = [f]
+            elif f.name in ("train.json", "build_atlas.json"):
+                files = [base, f]
+            else:
+                files = [base, configs / "train.json", f]
             combos.append([str(p) for p in files])
-    loc = REPO / "bundles" / "gkmvlp_localization" / "configs"
-    combos.append([str(loc / n) for n in ("train.json", "evaluate.json", "zero_shot.json")])
+    for bundle in ("gkmvlp_classification", "gkmvlp_localization"):
+        loc = REPO / "bundles" / bundle / "configs"
+        combos.append([str(loc / n) for n in ("base.json", "train.json", "evaluate.json", "zero_shot.json")])
     return combos
 
 

@@ -66,7 +66,10 @@ def test_config_properties(tmp_path, chexpert_datalist):
     cwd = os.getcwd()
     os.chdir(BUNDLE)
     try:
-        for configs, kind in (("configs/train.json", "train"), ("configs/inference.json", "infer")):
+        for configs, kind in (
+            (["configs/base.json", "configs/train.json"], "train"),
+            ("configs/inference.json", "infer"),
+        ):
             keep = (
                 settings
                 if kind == "train"
@@ -118,7 +121,7 @@ def test_multi_gpu_config_runs_with_two_cpu_processes(tmp_path, chexpert_datalis
         "monai.bundle",
         "run",
         "--config_file",
-        f"['configs/train.json','configs/multi_gpu_train.json','{cpu}']",
+        f"['configs/base.json','configs/train.json','configs/multi_gpu_train.json','{cpu}']",
         *_args(tmp_path, chexpert_datalist, max_epochs=1, from_scratch=True, mode="finetune"),
     ]
     proc = subprocess.run(

@@ -23,7 +23,7 @@ def test_verify_metadata_and_net_in_out() -> None:
     verify_net_in_out(
         net_id="network_def",
         meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "train.json"),
+        config_file=[str(CONFIGS / "base.json"), str(CONFIGS / "train.json")],
         device="cpu",
         hidden=16,
     )
@@ -44,7 +44,7 @@ def test_ckpt_export_trace(tmp_path) -> None:
         filepath=str(out),
         ckpt_file=str(ckpt),
         meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "train.json"),
+        config_file=[str(CONFIGS / "base.json"), str(CONFIGS / "train.json")],
         use_trace=True,
         input_shape=[1, 1, 128, 128],
         hidden=16,
@@ -57,8 +57,8 @@ def test_ckpt_export_trace(tmp_path) -> None:
 @pytest.mark.parametrize(
     "files,kind",
     [
-        (["train.json"], "train"),
-        (["train.json", "evaluate.json"], "infer"),
+        (["base.json", "train.json"], "train"),
+        (["base.json", "train.json", "evaluate.json"], "infer"),
         (["inference.json"], "infer"),  # stands alone
     ],
 )

@@ -22,8 +22,8 @@ from bundle_helpers import REPO, RESUME_MARK, bundle_cmd, mark_resume_point, ove
 
 pytestmark = pytest.mark.slow
 
-TRAIN = "configs/train.json"
-EVALUATE = "['configs/train.json','configs/evaluate.json']"
+TRAIN = "['configs/base.json','configs/train.json']"
+EVALUATE = "['configs/base.json','configs/train.json','configs/evaluate.json']"
 # every step's common settings: the smallest networks, 64 px, data in the main process, no MLflow
 TINY = dict(model_size="tiny", image_size=64, num_workers=0, mlflow=False)
 
@@ -204,7 +204,7 @@ def test_classification(tmp_path, chexpert_datalist, pretrained_tiny_ckpt):
     assert doc["split"] == "test" and doc["threshold_split"] == "validation"
     assert "Pneumothorax" in json.loads((tmp_path / "eval" / "thresholds.json").read_text())["fallback"]
 
-    zero_shot = "['configs/train.json','configs/evaluate.json','configs/zero_shot.json']"
+    zero_shot = "['configs/base.json','configs/train.json','configs/evaluate.json','configs/zero_shot.json']"
     _step(bundle, "zero_shot", ["run", "--config_file", zero_shot, *run])
     doc = _metrics(tmp_path / "eval" / "zero_shot" / "metrics.json", ("macro_AUC",))
     assert doc["mode"] == "zero_shot"
@@ -233,7 +233,7 @@ def test_localization(tmp_path, iu_synth_tiny, pretrained_tiny_ckpt):
     assert doc["split"] == "test" and doc["threshold_chosen_on"] == "validation"
     assert list((out / "overlays").glob("*.png")), "no overlays"
 
-    zero_shot = "['configs/train.json','configs/evaluate.json','configs/zero_shot.json']"
+    zero_shot = "['configs/base.json','configs/train.json','configs/evaluate.json','configs/zero_shot.json']"
     _step(bundle, "zero_shot", ["run", "--config_file", zero_shot, *run])
     _metrics(out / "zero_shot_metrics.json", ("test_dice",))
     assert list((out / "zero_shot_overlays").glob("*.png")), "no zero-shot overlays"

@@ -26,13 +26,13 @@ def test_net_in_out_and_traced_export(tmp_path: Path):
     verify_net_in_out(
         net_id="network_def",
         meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "train.json"),
+        config_file=[str(CONFIGS / "base.json"), str(CONFIGS / "train.json")],
         **TINY,
     )
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "train.json"))
+    parser.read_config([str(CONFIGS / "base.json"), str(CONFIGS / "train.json")])
     parser.update(TINY)
     net = parser.get_parsed_content("network_def")
     ckpt = tmp_path / "model.pt"
@@ -43,7 +43,7 @@ def test_net_in_out_and_traced_export(tmp_path: Path):
         filepath=str(out),
         ckpt_file=str(ckpt),
         meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "train.json"),
+        config_file=[str(CONFIGS / "base.json"), str(CONFIGS / "train.json")],
         use_trace=True,
         input_shape=[1, 1, 64, 64],
         **TINY,
@@ -57,9 +57,9 @@ def test_net_in_out_and_traced_export(tmp_path: Path):
 @pytest.mark.parametrize(
     "files, kind",
     [
-        (["train.json"], "train"),
-        (["train.json", "evaluate.json"], "train"),
-        (["train.json", "evaluate.json", "zero_shot.json"], "train"),
+        (["base.json", "train.json"], "train"),
+        (["base.json", "train.json", "evaluate.json"], "train"),
+        (["base.json", "train.json", "evaluate.json", "zero_shot.json"], "train"),
         (["inference.json"], "infer"),  # stands alone
     ],
 )

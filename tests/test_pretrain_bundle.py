@@ -80,7 +80,10 @@ def test_config_properties(tmp_path, iu_synth_tiny):
     cwd = os.getcwd()
     os.chdir(BUNDLE)
     try:
-        for config, kind in (("configs/train.json", "train"), ("configs/inference.json", "infer")):
+        for config, kind in (
+            (["configs/base.json", "configs/train.json"], "train"),
+            ("configs/inference.json", "infer"),
+        ):
             wf = ConfigWorkflow(
                 config_file=config,
                 meta_file="configs/metadata.json",
@@ -101,7 +104,12 @@ def test_config_properties(tmp_path, iu_synth_tiny):
 def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, iu_synth_tiny):
     bundle_cmd(
         "gkmvlp_pretrain",
-        ["run", "--config_file", "configs/train.json", *_train_args(tmp_path, iu_synth_tiny, max_epochs=1)],
+        [
+            "run",
+            "--config_file",
+            "['configs/base.json','configs/train.json']",
+            *_train_args(tmp_path, iu_synth_tiny, max_epochs=1),
+        ],
     )
     first = mark_resume_point(tmp_path / "models")
     bundle_cmd(
@@ -109,7 +117,7 @@ def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, iu_synth_tiny)
         [
             "run",
             "--config_file",
-            "configs/train.json",
+            "['configs/base.json','configs/train.json']",
             *_train_args(tmp_path, iu_synth_tiny, max_epochs=2, resume=True),
         ],
     )
@@ -125,7 +133,7 @@ _KILL_SCRIPT = textwrap.dedent(
     from monai.bundle import ConfigWorkflow
     kill_at = int(sys.argv[1])
     overrides = dict(a.split("=", 1) for a in sys.argv[2:])
-    wf = ConfigWorkflow(config_file="configs/train.json", meta_file="configs/metadata.json",
+    wf = ConfigWorkflow(config_file=["configs/base.json", "configs/train.json"], meta_file="configs/metadata.json",
                         logging_file="configs/logging.conf", workflow_type="train", **{k: eval(v) for k, v in overrides.items()})
     wf.initialize()
     trainer = wf.parser.get_parsed_content("train#trainer")
@@ -206,7 +214,7 @@ def test_multi_gpu_config_runs_with_two_cpu_processes(tmp_path, iu_synth_tiny):
         "monai.bundle",
         "run",
         "--config_file",
-        f"['configs/train.json','configs/multi_gpu_train.json','{cpu}']",
+        f"['configs/base.json','configs/train.json','configs/multi_gpu_train.json','{cpu}']",
         *args,
     ]
     proc = subprocess.run(
@@ -228,8 +236,7 @@ def test_validation_metrics_follow_the_objective_switches():
 
     for lm, expect in ((1.0, {"zero_shot_auc", "val_loss_lm"}), (0.0, {"zero_shot_auc"})):
         parser = ConfigParser()
-        parser.read_config(
-            str(Path(__file__).resolve().parents[1] / "bundles/gkmvlp_pretrain/configs/train.json")
-        )
+        configs = Path(__file__).resolve().parents[1] / "bundles/gkmvlp_pretrain/configs"
+        parser.read_config([str(configs / "base.json"), str(configs / "train.json")])
         parser["loss_weights#lm"] = lm
         assert set(parser.get_parsed_content("validate#additional_metrics")) == expect

@@ -39,7 +39,10 @@ def test_config_properties(tmp_path):
     cwd = os.getcwd()
     os.chdir(BUNDLE)
     try:
-        for config, kind in (("configs/train.json", "train"), ("configs/inference.json", "infer")):
+        for config, kind in (
+            (["configs/base.json", "configs/train.json"], "train"),
+            ("configs/inference.json", "infer"),
+        ):
             wf = ConfigWorkflow(
                 config_file=config,
                 meta_file="configs/metadata.json",
@@ -67,7 +70,7 @@ def test_epoch_length_cuts_the_epoch_and_the_schedule(tmp_path):
     datalist = tmp_path / "datalist.json"
     datalist.write_text(json.dumps({"training": items, "validation": items[:4], "test": items[:4]}))
     common = dict(
-        config_file=str(BUNDLE / "configs" / "train.json"),
+        config_file=[str(BUNDLE / "configs" / "base.json"), str(BUNDLE / "configs" / "train.json")],
         meta_file=str(BUNDLE / "configs" / "metadata.json"),
         logging_file=str(BUNDLE / "configs" / "logging.conf"),
         workflow_type="train",
@@ -131,7 +134,7 @@ def test_train_config_switches_every_objective_but_lm_off():
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.read_config([str(BUNDLE / "configs" / "base.json"), str(BUNDLE / "configs" / "train.json")])
     parser["model_size"], parser["image_size"], parser["pretrained_ckpt"] = "tiny", 64, None
     net = parser.get_parsed_content("network")
     assert net.decoder is not None and net.fusion is None

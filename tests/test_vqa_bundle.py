@@ -55,7 +55,7 @@ def test_verify_net_in_out(vqa_datalist):
             "--meta_file",
             "configs/metadata.json",
             "--config_file",
-            "configs/train.json",
+            "['configs/base.json','configs/train.json']",
             "--device",
             "cpu",
             "--_meta_#network_data_format#inputs#image#spatial_shape",
@@ -83,7 +83,10 @@ def test_config_properties(tmp_path, vqa_datalist):
     cwd = os.getcwd()
     os.chdir(BUNDLE)
     try:
-        for configs, kind in (("configs/train.json", "train"), ("configs/inference.json", "infer")):
+        for configs, kind in (
+            (["configs/base.json", "configs/train.json"], "train"),
+            ("configs/inference.json", "infer"),
+        ):
             keep = (
                 settings
                 if kind == "train"
@@ -110,8 +113,8 @@ def test_val_max_items_limits_training_validation_not_evaluation(vqa_datalist):
     from monai.bundle import ConfigParser
 
     for files, split, n in (
-        (["train.json"], "validation", 3),
-        (["train.json", "evaluate.json"], "test", 4),  # 2 pictures x 2 questions, untrimmed
+        (["base.json", "train.json"], "validation", 3),
+        (["base.json", "train.json", "evaluate.json"], "test", 4),  # 2 pictures x 2 questions, untrimmed
     ):
         parser = ConfigParser()
         parser.read_config([str(BUNDLE / "configs" / f) for f in files])
@@ -120,6 +123,6 @@ def test_val_max_items_limits_training_validation_not_evaluation(vqa_datalist):
         assert parser.get_parsed_content("validate#split") == split
         assert len(items) == n
     parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / "train.json"))
+    parser.read_config([str(BUNDLE / "configs" / "base.json"), str(BUNDLE / "configs" / "train.json")])
     parser.update({"datalist_file": vqa_datalist})
     assert len(parser.get_parsed_content("validate#items")) == 4  # default null: the whole split

@@ -103,7 +103,7 @@ def stage_data(data: Path, quick: bool, force: bool, size: int) -> Path:
 def pretrain_settings(quick: bool) -> tuple[list[str], dict[str, Any]]:
     """Config files and overrides of the demo pre-training (the documented CPU setting, or tiny)."""
     if quick:
-        return ["configs/train.json"], {
+        return ["configs/base.json", "configs/train.json"], {
             "model_size": "tiny",
             "image_size": 64,
             "max_epochs": 1,
@@ -112,7 +112,7 @@ def pretrain_settings(quick: bool) -> tuple[list[str], dict[str, Any]]:
             "cache": "memory",
             "mlflow": False,
         }
-    return ["configs/train.json", "configs/demo_cpu.json"], {}
+    return ["configs/base.json", "configs/train.json", "configs/demo_cpu.json"], {}
 
 
 def stage_pretrain(out: Path, datalist: Path, quick: bool, force: bool) -> dict[str, Any]:

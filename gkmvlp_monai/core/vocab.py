@@ -326,9 +326,18 @@ def _check_attribute_rules(ents: list[Entity]) -> None:
                 raise ValueError(f"{where}: phrase scope needs a non-negative integer 'window'")
 
 
-def entity_names() -> list[str]:
-    """Entity names in canonical order (index = entity id)."""
-    return [e.name for e in entities()]
+def entity_names(kind: str | None = None) -> list[str]:
+    """Entity names in canonical order (index = entity id).
+
+    Args:
+        kind: only entities of this kind (``"normal"``, ``"abnormal"``, ...); all when ``None``.
+    """
+    return [e.name for e in entities() if kind is None or e.kind == kind]
+
+
+def entity_descriptions() -> list[str]:
+    """The knowledge description of every entity, in canonical order (the GK module's input)."""
+    return [e.description for e in entities()]
 
 
 def entity_index(name: str) -> int:

@@ -266,6 +266,7 @@ def make_dataset(
     cache: str = "none",
     cache_dir: str | os.PathLike | None = None,
     image_key: str = "image",
+    name: str | None = None,
     **kwargs: Any,
 ) -> Dataset:
     """Build a robust dataset with the chosen caching.
@@ -276,6 +277,8 @@ def make_dataset(
         cache: ``"none"``, ``"memory"`` (``CacheDataset``) or ``"disk"`` (``PersistentDataset``).
         cache_dir: folder of the disk cache (required for ``"disk"``).
         image_key: key naming the image file.
+        name: sub-folder of ``cache_dir`` for this data set (e.g. the split), so one cache folder serves
+            every split of a run.
         kwargs: passed to the MONAI dataset class.
 
     Returns:
@@ -293,6 +296,8 @@ def make_dataset(
     if cache == "disk":
         if cache_dir is None:
             raise ValueError("cache='disk' needs a cache_dir")
+        if name:
+            cache_dir = Path(cache_dir) / name
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("hash_transform", transform_fingerprint)
         return RobustPersistentDataset(items, transform, cache_dir=cache_dir, image_key=image_key, **kwargs)

@@ -32,6 +32,23 @@ from torch.utils.data import Dataset, Sampler
 _MASK = 2**31 - 1
 
 
+def seed_everything(seed: int, deterministic: bool = False, num_threads: int | None = None) -> None:
+    """Seed torch, numpy and random (MONAI's ``set_determinism``) at the start of a bundle run.
+
+    Args:
+        seed: the run's seed.
+        deterministic: also ask torch for deterministic algorithms and use one thread (resume tests).
+        num_threads: torch CPU threads, when set (``None`` keeps torch's default).
+    """
+    from monai.utils import set_determinism
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    set_determinism(seed=seed, use_deterministic_algorithms=deterministic or None)
+    if deterministic:
+        torch.set_num_threads(1)
+
+
 def derive_seed(*parts: int) -> int:
     """Stable 31-bit seed from integers (independent of Python's hash randomisation)."""
     gen = np.random.default_rng([int(p) & _MASK for p in parts])

@@ -3,7 +3,7 @@ mean of a scalar output, and :func:`from_pred`, the output transform every metri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -120,17 +120,44 @@ class MeanScalar(Metric):
         return self._sum / self._n
 
 
-def from_pred(*keys: str):
-    """Output transform for metrics: the ``pred`` entries ``keys`` as a tuple (``None`` for a skipped batch)."""
+def from_pred(*names: str, keys: Sequence[str] = ()) -> Callable[[Any], Any]:
+    """Output transform for metrics: the ``pred`` entries named as a tuple (``None`` for a skipped batch).
+
+    Args:
+        names: entry names (``from_pred("image_embed", "text_embed")`` in Python).
+        keys: the same as a list, for bundle configs (``{"_target_": ..., "keys": ["loss_lm"]}``).
+
+    Returns:
+        A function of the engine output: one value for one name, a tuple for several.
+    """
+    wanted = tuple(names) or tuple(keys)
+    if not wanted:
+        raise ValueError("from_pred needs at least one entry name")
 
     def _get(output: dict) -> Any:
         pred = output.get(Keys.PRED) if isinstance(output, dict) else None
         if pred is None:
             return None
-        missing = [k for k in keys if k not in pred]
+        missing = [k for k in wanted if k not in pred]
         if missing:
             raise KeyError(f"network output lacks {missing} (has {sorted(pred)})")
-        values = tuple(pred[k] for k in keys)
+        values = tuple(pred[k] for k in wanted)
         return values[0] if len(values) == 1 else values
+
+    return _get
+
+
+def from_output(key: str) -> Callable[[Any], Any]:
+    """Output transform for ``StatsHandler``/``MLFlowHandler``: ``engine.state.output[key]`` (e.g. the loss).
+
+    Args:
+        key: entry of the engine output.
+
+    Returns:
+        A function of the engine output.
+    """
+
+    def _get(output: dict) -> Any:
+        return output[key]
 
     return _get

@@ -13,9 +13,11 @@ handlers are in :mod:`gkmvlp_monai.engine.handlers`, one per file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from ignite.engine import Engine
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.utils import CommonKeys as Keys
 
@@ -102,11 +104,63 @@ class CXREvaluator(SupervisedEvaluator):
         return super()._iteration(engine, batchdata)
 
 
-def write_params(path: str, params: dict[str, Any]) -> str:
-    """Write the resolved run parameters as JSON (an MLflow artifact); returns ``path``."""
+def write_params(
+    output_dir: str, params: dict[str, Any], filename: str = "params.json", enabled: bool = True
+) -> str:
+    """Write the resolved run parameters as JSON (an MLflow artifact) to ``<output_dir>/<filename>``.
+
+    Args:
+        output_dir: run output folder (created).
+        params: the parameters.
+        filename: file name inside ``output_dir``.
+        enabled: write nothing when false (DDP ranks other than 0).
+
+    Returns:
+        The file path.
+    """
     import json
     from pathlib import Path
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(params, indent=1, default=str))
-    return path
+    path = Path(output_dir) / filename
+    if enabled:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(params, indent=1, default=str))
+    return str(path)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    max_epochs: int,
+    dataloader: Any,
+    epoch_length: int | None = None,
+    warmup_fraction: float = 0.05,
+) -> Any:
+    """MONAI's ``WarmupCosineSchedule`` over the whole run, stepped every iteration.
+
+    Args:
+        optimizer: the optimizer.
+        max_epochs: epochs of the run.
+        dataloader: the training loader (its length is an epoch unless ``epoch_length`` is given).
+        epoch_length: iterations per epoch, when not the loader's length.
+        warmup_fraction: share of all steps spent warming up (at least one step).
+
+    Returns:
+        The scheduler (``warmup_steps = max(1, int(warmup_fraction * max_epochs * per_epoch))``).
+    """
+    from monai.optimizers import WarmupCosineSchedule
+
+    per_epoch = epoch_length or len(dataloader)
+    return WarmupCosineSchedule(
+        optimizer,
+        warmup_steps=max(1, int(warmup_fraction * max_epochs * per_epoch)),
+        t_total=max_epochs * per_epoch,
+    )
+
+
+def every_n_iterations(n: int) -> Callable[[Engine, int], bool]:
+    """Event filter for ``StatsHandler``/``MLFlowHandler`` ``iteration_log``: true every ``n`` iterations."""
+
+    def _filter(engine: Engine, event: int) -> bool:
+        return engine.state.iteration % n == 0
+
+    return _filter

@@ -186,3 +186,17 @@ class TokenizeReportd(MapTransform):
             d[self.ids_key] = enc["input_ids"][0]
             d[self.mask_key] = enc["attention_mask"][0]
         return d
+
+
+def tokenize_for(network: Any, keys: str | Sequence[Hashable] = "report") -> TokenizeReportd:
+    """:class:`TokenizeReportd` with a network's own tokenizer and text length (for bundle configs).
+
+    Args:
+        network: a network with ``tokenizer`` and ``max_text_length`` attributes (GK-MVLP and its task
+            networks).
+        keys: the report key.
+
+    Returns:
+        The tokenizing transform.
+    """
+    return TokenizeReportd(keys, tokenizer=network.tokenizer, max_length=network.max_text_length)

@@ -48,6 +48,8 @@ __all__ = [
     "MaskedBCEWithLogitsLoss",
     "PredictionsWriter",
     "classification_loss",
+    "datalist_label_names",
+    "datalist_label_type",
     "datalist_meta",
     "prepare_zero_shot_batch",
     "scores_and_targets",
@@ -68,6 +70,16 @@ def datalist_meta(datalist_file: str) -> dict[str, Any]:
     if label_type not in LABEL_TYPES:
         raise ValueError(f"{path}: label_type {label_type!r} is not one of {LABEL_TYPES}")
     return {"label_names": list(names), "label_type": label_type}
+
+
+def datalist_label_names(datalist_file: str) -> list[str]:
+    """The class names of a classification datalist (see :func:`datalist_meta`)."""
+    return datalist_meta(datalist_file)["label_names"]
+
+
+def datalist_label_type(datalist_file: str) -> str:
+    """``"multilabel"`` or ``"multiclass"``: the label type of a classification datalist."""
+    return datalist_meta(datalist_file)["label_type"]
 
 
 def training_items(datalist_file: str, fraction: float = 1.0, seed: int = 0) -> list[dict[str, Any]]:

@@ -30,9 +30,10 @@ __all__ = [
 SCRATCH = ("", "none", "scratch")
 
 
-def checkpoint_or_none(path: str | None) -> str | None:
-    """``None`` for a from-scratch request (``None``, ``""``, ``"none"``, ``"scratch"``), else ``path``."""
-    if path is None or str(path).strip().lower() in SCRATCH:
+def checkpoint_or_none(path: str | None, from_scratch: bool = False) -> str | None:
+    """``None`` for a from-scratch request (``from_scratch``, or ``path`` ``None``, ``""``, ``"none"``,
+    ``"scratch"``), else ``path``."""
+    if from_scratch or path is None or str(path).strip().lower() in SCRATCH:
         return None
     return str(path)
 

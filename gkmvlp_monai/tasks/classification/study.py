@@ -57,10 +57,10 @@ def _train_and_evaluate(common: dict[str, Any], run_dir: Path, zero_shot: bool) 
     overrides = {**common, "ckpt_dir": str(run_dir / "models"), "output_dir": str(run_dir / "eval")}
     t0 = time.time()
     if zero_shot:
-        _workflow(["train.json", "evaluate.json", "zero_shot.json"], overrides, "infer")
+        _workflow(["base.json", "train.json", "evaluate.json", "zero_shot.json"], overrides, "infer")
     else:
-        _workflow(["train.json"], overrides, "train")
-        _workflow(["train.json", "evaluate.json"], overrides, "infer")
+        _workflow(["base.json", "train.json"], overrides, "train")
+        _workflow(["base.json", "train.json", "evaluate.json"], overrides, "infer")
     sub = ("zero_shot",) if zero_shot else ()
     result = json.loads(run_dir.joinpath("eval", *sub, "metrics.json").read_text())
     result["seconds"] = round(time.time() - t0, 1)

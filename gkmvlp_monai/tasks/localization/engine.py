@@ -346,3 +346,20 @@ class LocalizationOverlays:
                 Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(self.output_dir / name)
                 self.written.append(str(self.output_dir / name))
             self._images += 1
+
+
+def maps_and_targets(activation: str | None = "sigmoid") -> Any:
+    """Metric output transform: ``(maps, label)`` from an engine output (``None`` for a skipped batch).
+
+    Args:
+        activation: ``"sigmoid"`` for a segmenter's logits; ``None`` for maps already in [0, 1] (the
+            zero-shot heat-maps).
+    """
+
+    def _get(output: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        pred = output["pred"]
+        if pred is None:
+            return None
+        return (pred.sigmoid() if activation == "sigmoid" else pred), output["label"]
+
+    return _get

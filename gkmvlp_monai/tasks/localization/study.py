@@ -133,7 +133,7 @@ def run_study(
             t0 = time.time()
             run_dir = out / f"zero_shot_{init}"
             _run_bundle(
-                ["train.json", "evaluate.json", "zero_shot.json"],
+                ["base.json", "train.json", "evaluate.json", "zero_shot.json"],
                 {**common, "from_scratch": scratch, "output_dir": str(run_dir)},
             )
             row = _read_metrics(run_dir / "zero_shot_metrics.json")
@@ -157,8 +157,8 @@ def run_study(
                 "output_dir": str(run_dir / "eval"),
                 "ckpt_dir": str(run_dir / "models"),
             }
-            _run_bundle(["train.json"], overrides)
-            _run_bundle(["train.json", "evaluate.json"], overrides)
+            _run_bundle(["base.json", "train.json"], overrides)
+            _run_bundle(["base.json", "train.json", "evaluate.json"], overrides)
             row = _read_metrics(run_dir / "eval" / "metrics.json")
             results.append(
                 {

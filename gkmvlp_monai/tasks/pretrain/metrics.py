@@ -106,3 +106,18 @@ class RetrievalRecall(Metric):
         if not self._img:
             raise RuntimeError("RetrievalRecall needs at least one batch before compute()")
         return retrieval_scores(torch.cat(self._img), torch.cat(self._txt), self._texts, self.ks)
+
+
+def zero_shot_scores(output: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Output transform of the zero-shot AUC: (probability "present" of each entity, entity targets).
+
+    Args:
+        output: evaluator output; ``output["pred"]`` is ``None`` for a batch whose every sample was bad.
+
+    Returns:
+        ``(ecls_probs[..., 1], entity_targets)``, or ``None`` for a skipped batch.
+    """
+    pred = output["pred"]
+    if pred is None:
+        return None
+    return pred["ecls_probs"][..., 1], pred["entity_targets"]

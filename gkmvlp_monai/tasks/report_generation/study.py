@@ -78,7 +78,7 @@ def run_one(
     ckpt = pretrained_ckpt if init == "pretrained" else None
     t0 = time.time()
     train = _workflow(
-        "train.json",
+        ["base.json", "train.json"],
         "train",
         pretrained_ckpt=ckpt,
         train_fraction=None if fraction >= 1 else fraction,
@@ -89,7 +89,7 @@ def run_one(
     train.finalize()
     t1 = time.time()
     evaluate = _workflow(
-        ["train.json", "evaluate.json"],
+        ["base.json", "train.json", "evaluate.json"],
         "train",
         **{**common, "pretrained_ckpt": None, "validate#max_items": settings.get("test_max_items")},
     )

@@ -137,9 +137,9 @@ def run_study(
                 "val_interval": max_epochs,
             }
             t0 = time.time()
-            _run_bundle(["train.json"], over)
+            _run_bundle(["base.json", "train.json"], over)
             t1 = time.time()
-            _run_bundle(["train.json", "evaluate.json"], {**over, "validate#generate": generate})
+            _run_bundle(["base.json", "train.json", "evaluate.json"], {**over, "validate#generate": generate})
             t2 = time.time()
             doc = json.loads((root / "eval" / "metrics.json").read_text())
             runs.append(
