@@ -8,12 +8,8 @@ import torch
 from PIL import Image
 
 from gkmvlp_monai.core.vocab import region_names
-from gkmvlp_monai.tasks.anatomy.engine import (
-    RandNonChestd,
-    RegionIoU,
-    prepare_region_batch,
-    region_train_transforms,
-)
+from gkmvlp_monai.tasks.anatomy.engine import RandNonChestd, prepare_region_batch, region_train_transforms
+from gkmvlp_monai.tasks.anatomy.metrics import RegionIoU
 
 
 def test_region_iou_hand_worked() -> None:

@@ -13,7 +13,7 @@ from gkmvlp_monai.tasks.classification.engine import (
     MaskedBCEWithLogitsLoss,
     classification_loss,
 )
-from gkmvlp_monai.tasks.classification.thresholds import (
+from gkmvlp_monai.tasks.classification.metrics import (
     ClassificationMetrics,
     ThresholdStore,
     f1_from_counts,

@@ -3,7 +3,7 @@ import torch
 
 from gkmvlp_monai.engine.accumulate import ScoreTargetAccumulator, TextPairAccumulator
 from gkmvlp_monai.engine.metrics import MultiLabelAUC
-from gkmvlp_monai.tasks.classification.thresholds import ClassificationMetrics
+from gkmvlp_monai.tasks.classification.metrics import ClassificationMetrics
 from gkmvlp_monai.tasks.report_generation.metrics import CaptionMetrics
 
 

@@ -11,13 +11,13 @@ import torch
 
 from gkmvlp_monai.models.decoder import ReportDecoder
 from gkmvlp_monai.tasks.report_generation.engine import (
-    GeneratedReportsWriter,
-    GKMVLPReportGenerator,
     ReportGenerationInferer,
     evaluation_items,
     generated_and_references,
     training_items,
 )
+from gkmvlp_monai.tasks.report_generation.model import GKMVLPReportGenerator
+from gkmvlp_monai.tasks.report_generation.predictions import GeneratedReportsWriter
 
 S, R = 64, 29
 

@@ -20,9 +20,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from ignite.engine import Engine, Events
 from monai.data import MetaTensor
 from monai.transforms import AsDiscreted, Compose, MapTransform, RandAffined, SelectItemsd
 
@@ -41,7 +39,6 @@ __all__ = [
     "finding_entity_indices",
     "localization_transforms",
     "prepare_zero_shot_batch",
-    "LocalizationOverlays",
 ]
 
 _NET_KEYS = ["image", "label", "region_boxes", "region_mask"]
@@ -264,88 +261,6 @@ def prepare_zero_shot_batch(
         for k in ("image", "region_boxes", "region_mask")
     }
     return inputs, batchdata["label"].to(device=device, non_blocking=non_blocking)
-
-
-class LocalizationOverlays:
-    """Write PNG overlays (image, target outline in green, predicted map in red) during an evaluation.
-
-    One PNG per (image, finding drawn in the target or predicted above ``threshold``), for the first
-    ``num_images`` images with such a finding; the predicted outline is yellow.
-
-    Args:
-        output_dir: folder for the PNGs (created).
-        findings: target finding names (channel order).
-        num_images: images to draw.
-        activation: ``"sigmoid"`` for logits (fine-tuned segmenter), ``None`` for maps in [0, 1].
-        threshold: level of the predicted outline.
-    """
-
-    def __init__(
-        self,
-        output_dir: str,
-        findings: Sequence[str],
-        num_images: int = 8,
-        activation: str | None = "sigmoid",
-        threshold: float = 0.5,
-    ) -> None:
-        self.output_dir = Path(output_dir)
-        self.findings = list(findings)
-        self.num_images = num_images
-        self.activation = activation
-        self.threshold = threshold
-        self.written: list[str] = []
-        self._images = 0
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-
-    def _reset(self, engine: Engine) -> None:
-        self.written, self._images = [], 0
-
-    @staticmethod
-    def _outline(mask: np.ndarray) -> np.ndarray:
-        inner = mask.copy()
-        inner[1:-1, 1:-1] = (
-            mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-        )
-        return mask & ~inner
-
-    def __call__(self, engine: Engine) -> None:
-        from PIL import Image
-
-        out = engine.state.output
-        if self._images >= self.num_images or not isinstance(out, dict) or out.get("pred") is None:
-            return
-        image, label, pred = out["image"], out["label"], out["pred"]
-        if isinstance(image, dict):
-            image = image["image"]
-        pred = pred.detach().float().cpu()
-        if self.activation == "sigmoid":
-            pred = pred.sigmoid()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for b in range(pred.shape[0]):
-            if self._images >= self.num_images:
-                return
-            present = [
-                k
-                for k in range(pred.shape[1])
-                if bool(label[b, k].any()) or float(pred[b, k].max()) >= self.threshold
-            ]
-            if not present:
-                continue
-            grey = image[b, 0].detach().float().cpu().numpy().T  # [W, H] -> picture rows/cols
-            for k in present:
-                heat = pred[b, k].numpy().T
-                gt = label[b, k].detach().cpu().numpy().T > 0.5
-                rgb = np.stack([grey] * 3, -1) * 0.7
-                rgb[..., 0] += 0.5 * heat
-                rgb[self._outline(gt)] = (0.0, 1.0, 0.0)
-                rgb[self._outline(heat >= self.threshold)] = (1.0, 1.0, 0.0)
-                name = f"overlay_{engine.state.iteration:03d}_{b:02d}_{self.findings[k]}.png"
-                Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(self.output_dir / name)
-                self.written.append(str(self.output_dir / name))
-            self._images += 1
 
 
 def maps_and_targets(activation: str | None = "sigmoid") -> Any:

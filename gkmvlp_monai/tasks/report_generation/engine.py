@@ -10,19 +10,14 @@ them with :class:`gkmvlp_monai.tasks.report_generation.metrics.CaptionMetrics` a
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 from monai.utils import CommonKeys as Keys
 from torch import nn
 
-from gkmvlp_monai.core.boxes import default_layout, fixed_region_inputs
 from gkmvlp_monai.data.datalist import load_datalist
 from gkmvlp_monai.transforms.regions import prediction_region_inputs
 
@@ -174,118 +169,3 @@ def generated_and_references(output: dict) -> tuple[list[str], list[str]] | None
     if pred is None:
         return None
     return pred["generated"], pred["report"]
-
-
-# ------------------------------------------------------------------------------------------ writer
-class GeneratedReportsWriter:
-    """Collect the generated reports of an evaluation run and write them when it completes.
-
-    Files in ``output_dir``: ``generated_reports.json`` (a list of ``{image_id, image, generated,
-    reference}``) and ``generated_reports.csv`` (same columns).
-
-    Args:
-        output_dir: folder (created).
-        filename: base name of the two files.
-    """
-
-    def __init__(self, output_dir: str, filename: str = "generated_reports") -> None:
-        self.output_dir = output_dir
-        self.filename = filename
-        self.rows: list[dict[str, str]] = []
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.update)
-        engine.add_event_handler(Events.COMPLETED, self.write)
-
-    def reset(self, engine: Engine | None = None) -> None:
-        self.rows = []
-
-    def update(self, engine: Engine) -> None:
-        output = engine.state.output
-        pred = output.get(Keys.PRED) if isinstance(output, dict) else None
-        if pred is None:
-            return
-        batch = engine.state.batch if isinstance(engine.state.batch, dict) else {}
-        paths = batch.get("image_path", [""] * len(pred["generated"]))
-        for i, text in enumerate(pred["generated"]):
-            self.rows.append(
-                {
-                    "image_id": pred["image_id"][i],
-                    "image": str(paths[i]),
-                    "generated": text,
-                    "reference": pred["report"][i],
-                }
-            )
-
-    def write(self, engine: Engine | None = None) -> tuple[str, str]:
-        out = Path(self.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        json_path, csv_path = out / f"{self.filename}.json", out / f"{self.filename}.csv"
-        json_path.write_text(json.dumps(self.rows, indent=1), encoding="utf-8")
-        with csv_path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["image_id", "image", "generated", "reference"])
-            writer.writeheader()
-            writer.writerows(self.rows)
-        logger.info("wrote %d generated reports to %s", len(self.rows), json_path)
-        return str(json_path), str(csv_path)
-
-
-# ------------------------------------------------------------------------------------------ export
-class GKMVLPReportGenerator(nn.Module):
-    """Image-only report generator for ``verify_net_in_out`` and traced ``ckpt_export``.
-
-    ``image [B, 1, S, S] -> token ids [B, max_length]`` by greedy decoding over a fixed number of steps
-    (tokens after EOS are ``pad_id``), so ``torch.jit.trace`` records the whole loop; region boxes are the
-    default layout. Decode the ids with the network's tokenizer (``skip_special_tokens=True``). The state
-    dict keys are those of the wrapped GK-MVLP network (no prefix), so ``models/model.pt`` loads directly.
-
-    Args:
-        model: a GK-MVLP network with a report decoder.
-        image_size: side the default boxes are made for (inputs of another size get scaled boxes).
-        max_length: generated tokens, at most the decoder's position table minus BOS (the output's fixed
-            second dimension).
-        repetition_penalty: CTRL-style repetition penalty (1.0 off).
-
-    Raises:
-        ValueError: no decoder, or ``max_length`` out of range.
-    """
-
-    def __init__(
-        self, model: nn.Module, image_size: int, max_length: int = 32, repetition_penalty: float = 1.0
-    ) -> None:
-        super().__init__()
-        if getattr(model, "decoder", None) is None:
-            raise ValueError("GKMVLPReportGenerator needs a network with a report decoder (weight_lm > 0)")
-        from gkmvlp_monai.models.gkmvlp import share_state
-
-        share_state(self, model)  # the network's keys and checkpoint handling (old key names included)
-        object.__setattr__(self, "_gkmvlp", model)  # not a sub-module: keys stay un-prefixed
-        self.register_buffer("region_boxes", default_layout(image_size), False)
-        self.image_size = image_size
-        if not 1 <= max_length <= model.decoder.max_length - 1:
-            raise ValueError(
-                f"max_length {max_length} outside [1, {model.decoder.max_length - 1}] (the decoder's position "
-                "table minus BOS; set export_max_length and the metadata's pred num_channels to match)"
-            )
-        self.max_length = max_length
-        self.repetition_penalty = repetition_penalty
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``[B, 1, S, S]`` image -> ``[B, max_length]`` int64 token ids (BOS excluded)."""
-        from gkmvlp_monai.models.decoder import apply_repetition_penalty
-
-        model, dec = self._gkmvlp, self._gkmvlp.decoder
-        b = image.shape[0]
-        boxes, mask = fixed_region_inputs(image, self.region_boxes, self.image_size)
-        memory = model.visual_features(image, boxes, mask)["memory"]
-        seq = torch.full((b, 1), dec.bos_id, dtype=torch.long, device=image.device)
-        done = torch.zeros(b, dtype=torch.bool, device=image.device)
-        pad = torch.full((b,), dec.pad_id, dtype=torch.long, device=image.device)
-        for _ in range(self.max_length):
-            logits = dec.project(dec.hidden(seq, memory)[:, -1])
-            logits = apply_repetition_penalty(logits, seq, self.repetition_penalty)
-            nxt = torch.where(done, pad, logits.argmax(-1))
-            seq = torch.cat((seq, nxt[:, None]), 1)
-            done = done | (nxt == dec.eos_id)
-        return seq[:, 1:]
