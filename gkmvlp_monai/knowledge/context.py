@@ -5,7 +5,7 @@ that act on the words after them (forward), before them (backward) or both, up t
 sentence or a *termination* phrase ("but", "however", ";"); *pseudo-triggers* ("no change", "not only",
 "no increase in") look like triggers but negate nothing. We implement it here instead of depending on
 medspaCy, which pins spaCy < 3.8 and numpy 1.26 (breaking pandas in our environment) and whose default
-rules call "Cannot exclude X" negated and miss "FINDINGS: No X." (see ``docs/design.md``, "Knowledge").
+rules call "Cannot exclude X" negated and miss "FINDINGS: No X." (see ``docs/decisions/042-context-assertion-classifier.md``).
 
 The assertion words (triggers, section headers, "normal" words) live in one place,
 ``gkmvlp_monai/core/vocabularies/context.json``, loaded through :func:`gkmvlp_monai.core.vocab.context_vocab`.

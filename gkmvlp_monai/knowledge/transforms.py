@@ -67,7 +67,7 @@ class EntityTargetsd(MapTransform):
     (0); entities of the ``normal`` / catch-all kinds stay unmentioned, and reports with any present or
     uncertain abnormal finding are unchanged (their unmentioned entities stay -1, ignored by ECLS).
     Without this, findings that reports never negate (degenerative spine, granuloma, calcification,
-    tortuous aorta, low volumes) have no negative example at all (``docs/design.md``, ECLS targets).
+    tortuous aorta, low volumes) have no negative example at all (``docs/decisions/014-ecls-normal-study-negatives.md``).
 
     Args:
         keys: the entities key (default ``"entities"``).
