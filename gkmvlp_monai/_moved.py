@@ -59,7 +59,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "metrics.captioning": ("tasks.report_generation.metrics",),
     "metrics.classification": ("engine.metrics",),
     "metrics.clinical": ("tasks.report_generation.clinical",),
-    "metrics.localization": ("tasks.localization.metrics",),
+    "metrics.localization": ("tasks.localization.metrics", "core.boxes"),
     "metrics.retrieval": ("tasks.pretrain.metrics",),
     "metrics.thresholds": ("tasks.classification.metrics",),
     "metrics.vqa": ("tasks.vqa.metrics",),
