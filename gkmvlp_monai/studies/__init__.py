@@ -1,1 +1,2 @@
-"""Study runner and summary: every task's study runs its bundle through one runner, one result format."""
+"""Studies: every task's study runs through one runner (:mod:`.runner`, command line
+``python -m gkmvlp_monai.studies``) into one result format, JSON rows, which :mod:`.summary` renders."""

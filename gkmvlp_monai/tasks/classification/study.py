@@ -1,26 +1,23 @@
 """Classification study: pre-trained GK-MVLP against the same network from scratch, on one data set.
 
-For every data fraction, every mode (linear probe, fine-tuning) and both initialisations (pre-trained
+For every data fraction, every mode (linear probe, fine-tuning) and each initialisation (pre-trained
 checkpoint, random), the ``gkmvlp_classification`` bundle is trained and evaluated on the test split
-(thresholds chosen on the validation split); zero-shot (no training) is scored for both initialisations.
+(thresholds chosen on the validation split); zero-shot (no training) is scored for each initialisation.
 Runs go in-process through ``monai.bundle.ConfigWorkflow`` with the bundle's own configs, so the figures
 are exactly what ``python -m monai.bundle run`` gives with the same overrides.
 
-Writes ``<out_dir>/classification_results.json`` (every metric of every run, plus the settings) and
-``<out_dir>/classification_results.md`` (macro AUC table), and returns the results dict.
+The study runner (:mod:`gkmvlp_monai.studies.runner`) calls :func:`run_study` and turns its result into
+rows with :func:`to_rows`::
 
-Command line::
-
-    python -m gkmvlp_monai.tasks.classification.study --pretrained_ckpt bundles/gkmvlp_pretrain/models/model.pt \
-        --dataset_dir data/iu-synth --out_dir runs/classification --model_size small --image_size 128
+    python -m gkmvlp_monai.studies --task classification \\
+        --pretrained bundles/gkmvlp_pretrain/models/model.pt \\
+        --dataset-dir data/iu-synth --out runs/studies --set model_size=small --set image_size=128
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +29,12 @@ logger = logging.getLogger(__name__)
 
 BUNDLE = REPO_ROOT / "bundles" / "gkmvlp_classification"
 MODES = ("linear_probe", "finetune")
+INITS = ("pretrained", "scratch")
+#: what the summary shows of this study: its table's metrics and the plotted figure (variant, metric, label)
+SUMMARY_METRICS = ("macro_AUC", "macro_F1", "mean_accuracy")
+SUMMARY_FIGURE = ("finetune", "macro_AUC", "fine-tune macro AUC")
 
-__all__ = ["format_table", "run_study"]
+__all__ = ["run_study", "to_rows"]
 
 
 def _workflow(configs: Sequence[str], overrides: dict[str, Any], workflow_type: str) -> Any:
@@ -77,47 +78,25 @@ def _step_budget(datalist: str, fraction: float, seed: int, batch_size: int, ste
     return budget_overrides(steps, n_items, min(batch_size, n_items), validations=2)
 
 
-def _fmt(value: float | None) -> str:
-    return (
-        "undefined" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-    )
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """Markdown table of test macro AUC: one row per mode, one column per initialisation x fraction."""
-    fractions = results["settings"]["fractions"]
-    cols = [(init, f) for f in fractions for init in ("pretrained", "scratch")]
-    head = "| mode | " + " | ".join(f"{init} {round(f * 100):g} %" for init, f in cols) + " |"
-    lines = [head, "|" + " --- |" * (len(cols) + 1)]
-    for mode in (*results["settings"]["modes"], "zero_shot"):
-        cells = []
-        for init, f in cols:
-            key = f"{mode}/{init}" if mode == "zero_shot" else f"{mode}/{init}/{round(f * 100):g}pct"
-            run = results["runs"].get(key)
-            cells.append(_fmt(run["metrics"].get("macro_AUC")) if run else "-")
-        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("Zero-shot needs no training data: its cells repeat across fractions.")
-    return "\n".join(lines)
-
-
 def run_study(
-    pretrained_ckpt: str,
+    pretrained_ckpt: str | None,
     dataset_dir: str,
     out_dir: str,
     fractions: Sequence[float] = (0.1, 1.0),
+    steps: int | None = None,
+    seed: int = 0,
+    inits: Sequence[str] = INITS,
+    *,
     modes: Sequence[str] = MODES,
     model_size: str = "small",
     image_size: int = 128,
     epochs: int = 3,
     batch_size: int = 16,
     num_workers: int = 0,
-    seed: int = 0,
     zero_shot: bool = True,
     extra_overrides: dict[str, Any] | None = None,
-    steps: int | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate the classification bundle for pre-trained vs scratch at each fraction and mode.
+    """Train and evaluate the classification bundle for each initialisation at each fraction and mode.
 
     Every run gets the same budget: ``epochs`` over its fraction or, when ``steps`` is given, that many
     optimizer updates whatever the fraction (whole epochs, rounded up, over a small fraction; part of one
@@ -125,27 +104,34 @@ def run_study(
     resized once into ``<out_dir>/cache`` and shared by all runs.
 
     Args:
-        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle).
+        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle);
+            ``None`` only when ``inits`` has no ``"pretrained"``.
         dataset_dir: folder holding ``datalist.json`` (with ``training``/``validation``/``test``).
-        out_dir: output folder (runs, cache, results).
+        out_dir: output folder (runs, cache).
         fractions: training-data fractions.
+        steps: optimizer updates of every training run (replaces ``epochs`` when given).
+        seed: seed of every run.
+        inits: initialisations to run, of ``("pretrained", "scratch")``.
         modes: ``linear_probe`` and/or ``finetune``.
         model_size: GK-MVLP size of the checkpoint.
         image_size: input size (the checkpoint's ``image_size`` for zero-shot to be meaningful).
         epochs: epochs per training run.
         batch_size: training batch size.
         num_workers: data-loader workers.
-        seed: seed of every run.
         zero_shot: also score zero-shot (pre-trained and untrained network).
         extra_overrides: more bundle overrides for every run (e.g. ``{"learning_rate": 3e-4}``).
-        steps: optimizer updates of every training run (replaces ``epochs`` when given).
 
     Returns:
-        ``{"settings": {...}, "runs": {"<mode>/<init>/<p>pct" or "zero_shot/<init>": metrics.json}}``.
+        ``{"settings": {...}, "runs": {"<mode>/<init>/<p>pct" or "zero_shot/<init>": metrics.json}}``,
+        each run also naming its ``variant`` (mode or ``zero_shot``), ``init`` and ``fraction``.
+
+    Raises:
+        FileNotFoundError: the checkpoint or the datalist is missing.
+        ValueError: an unknown mode.
     """
-    ckpt = Path(pretrained_ckpt)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"pre-trained checkpoint {ckpt} not found")
+    ckpt = None if pretrained_ckpt is None else Path(pretrained_ckpt).resolve()
+    if "pretrained" in inits and (ckpt is None or not ckpt.is_file()):
+        raise FileNotFoundError(f"pre-trained checkpoint {pretrained_ckpt} not found")
     datalist = Path(dataset_dir) / "datalist.json"
     if not datalist.is_file():
         raise FileNotFoundError(f"{datalist} not found (dataset_dir must hold datalist.json)")
@@ -169,7 +155,7 @@ def run_study(
         **(extra_overrides or {}),
     }
     settings = {
-        "pretrained_ckpt": str(ckpt.resolve()),
+        "pretrained_ckpt": None if ckpt is None else str(ckpt),
         "dataset_dir": common["dataset_dir"],
         "fractions": list(fractions),
         "modes": list(modes),
@@ -183,65 +169,50 @@ def run_study(
     }
     results: dict[str, Any] = {"settings": settings, "runs": {}}
     t0 = time.time()
-    inits = {"pretrained": str(ckpt.resolve()), "scratch": None}
+    paths = {"pretrained": None if ckpt is None else str(ckpt), "scratch": None}
+    paths = {init: path for init, path in paths.items() if init in inits}
     for f in fractions:
         for mode in modes:
-            for init, path in inits.items():
+            for init, path in paths.items():
                 key = f"{mode}/{init}/{round(f * 100):g}pct"
                 logger.info("study run %s", key)
                 run = {**common, "mode": mode, "fraction": float(f), "pretrained_ckpt": path}
                 if steps is not None:
                     run.update(_step_budget(str(datalist), float(f), seed, batch_size, steps))
-                results["runs"][key] = _train_and_evaluate(run, out / key.replace("/", "_"), False)
+                result = _train_and_evaluate(run, out / key.replace("/", "_"), False)
+                results["runs"][key] = {**result, "variant": mode, "init": init, "fraction": float(f)}
     if zero_shot:
-        for init, path in inits.items():
+        for init, path in paths.items():
             key = f"zero_shot/{init}"
             run = {**common, "pretrained_ckpt": path}
-            results["runs"][key] = _train_and_evaluate(run, out / key.replace("/", "_"), True)
+            result = _train_and_evaluate(run, out / key.replace("/", "_"), True)
+            results["runs"][key] = {**result, "variant": "zero_shot", "init": init, "fraction": None}
     settings["seconds"] = round(time.time() - t0, 1)
-    (out / "classification_results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
-    table = format_table(results)
-    (out / "classification_results.md").write_text(
-        f"# Classification study (test macro AUC)\n\n{table}\n\nSettings: `{json.dumps(settings)}`\n"
-    )
-    logger.info("classification study done in %.0f s\n%s", settings["seconds"], table)
+    logger.info("classification study done in %.0f s", settings["seconds"])
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pretrained_ckpt", required=True)
-    p.add_argument("--dataset_dir", required=True)
-    p.add_argument("--out_dir", required=True)
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0])
-    p.add_argument("--modes", nargs="+", default=list(MODES))
-    p.add_argument("--model_size", default="small")
-    p.add_argument("--image_size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=None, help="optimizer updates per run (replaces --epochs)")
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--num_workers", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no_zero_shot", action="store_true")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    res = run_study(
-        a.pretrained_ckpt,
-        a.dataset_dir,
-        a.out_dir,
-        a.fractions,
-        a.modes,
-        a.model_size,
-        a.image_size,
-        a.epochs,
-        a.batch_size,
-        a.num_workers,
-        a.seed,
-        not a.no_zero_shot,
-        steps=a.steps,
-    )
-    print(format_table(res))
+def to_rows(result: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
+    """One row per figure of a :func:`run_study` result: every test metric of every run.
 
+    Args:
+        result: what :func:`run_study` returned.
+        fields: the fields every row shares (the runner's ``task``, ``method``, ``seed``, ``command``,
+            ``commit``).
 
-if __name__ == "__main__":
-    main()
+    Returns:
+        ``{**fields, "variant", "init", "fraction", "metric", "value"}`` per metric of each run (zero-shot:
+        ``fraction`` ``None``, no training data).
+    """
+    return [
+        {
+            **fields,
+            "variant": run["variant"],
+            "init": run["init"],
+            "fraction": run["fraction"],
+            "metric": metric,
+            "value": value,
+        }
+        for run in result["runs"].values()
+        for metric, value in sorted(run["metrics"].items())
+    ]

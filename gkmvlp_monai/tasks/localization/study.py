@@ -9,17 +9,17 @@ bundle path), with the same network and the same optimizer-step budget for both 
   initialised from the pre-trained checkpoint or at random.
 
 Every evaluation chooses its threshold on the validation split and reports the test split. Writes
-``<out_dir>/localization_results.json`` and ``<out_dir>/localization_results.md``.
+``<out_dir>/localization_results.json`` (``bench/pretrain_ablation.py`` reads it). The study runner
+(:mod:`gkmvlp_monai.studies.runner`) calls :func:`run_study` and turns its result into rows with
+:func:`to_rows`::
 
-Command::
-
-    python -m gkmvlp_monai.tasks.localization.study --pretrained_ckpt bundles/gkmvlp_pretrain/models/model.pt \
-        --dataset_dir data/iu-synth --out_dir runs/localization_study --model_size tiny --image_size 128
+    python -m gkmvlp_monai.studies --task localization \\
+        --pretrained bundles/gkmvlp_pretrain/models/model.pt \\
+        --dataset-dir data/iu-synth --out runs/studies --steps 120 --set model_size=tiny --set image_size=128
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -29,12 +29,16 @@ from typing import Any
 
 from gkmvlp_monai.core.paths import REPO_ROOT
 
-__all__ = ["run_study", "results_table", "main"]
+__all__ = ["run_study", "to_rows"]
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_DIR = REPO_ROOT / "bundles" / "gkmvlp_localization"
 METRICS = ("pointing_game", "iou", "dice")
+INITS = ("pretrained", "scratch")
+#: what the summary shows of this study: its table's metrics and the plotted figure (variant, metric, label)
+SUMMARY_METRICS = (*METRICS, "threshold")
+SUMMARY_FIGURE = ("fine-tuned", "dice", "fine-tuned Dice")
 
 
 def _run_bundle(config_files: Sequence[str], overrides: dict[str, Any]) -> None:
@@ -62,44 +66,52 @@ def _read_metrics(path: Path, prefix: str = "test_") -> dict[str, float | None]:
 
 
 def run_study(
-    pretrained_ckpt: str | Path,
+    pretrained_ckpt: str | Path | None,
     dataset_dir: str | Path,
     out_dir: str | Path,
     fractions: Sequence[float] = (0.1, 1.0),
+    steps: int = 120,
+    seed: int = 0,
+    inits: Sequence[str] = INITS,
+    *,
     model_size: str = "tiny",
     image_size: int = 128,
-    steps: int = 120,
     batch_size: int = 8,
     learning_rate: float = 5e-4,
     val_evals: int = 2,
     target_findings: Sequence[str] | None = None,
     num_workers: int = 0,
-    seed: int = 0,
     zero_shot: bool = True,
 ) -> dict[str, Any]:
     """Run the study and write its results.
 
     Args:
-        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle).
+        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle);
+            ``None`` only when ``inits`` has no ``"pretrained"``.
         dataset_dir: folder of ``datalist.json`` (iu-synth).
         out_dir: output folder (one sub-folder per run, ``cache/`` shared).
         fractions: training fractions (1.0 = the whole training split).
-        model_size: GK-MVLP size the checkpoint was trained with.
-        image_size: input size.
         steps: optimizer steps of every fine-tuning run (same budget for both initialisations and all
             fractions: smaller fractions get more epochs, whole epochs rounded up; a fraction with more
             than ``steps`` batches trains ``steps`` of them).
+        seed: seed of every run and of the data fractions.
+        inits: initialisations to run, of ``("pretrained", "scratch")``.
+        model_size: GK-MVLP size the checkpoint was trained with.
+        image_size: input size.
         batch_size: training batch size.
         learning_rate: AdamW learning rate.
         val_evals: validations per fine-tuning run (best checkpoint by validation Dice at 0.5).
         target_findings: override the bundle's target findings.
         num_workers: DataLoader workers.
-        seed: seed of every run and of the data fractions.
         zero_shot: also evaluate zero-shot heat maps.
 
     Returns:
         ``{"settings": ..., "results": [{"variant", "init", "fraction", pointing_game, iou, dice,
-        threshold, n_findings, seconds}], "pretrained_beats_scratch": {fraction: {metric: bool}}}``.
+        threshold, n_findings, seconds}], "pretrained_beats_scratch": {fraction: {metric: bool}}}``
+        (the comparison where both initialisations ran).
+
+    Raises:
+        FileNotFoundError: the checkpoint is missing.
     """
     from gkmvlp_monai.engine.budget import budget_overrides
     from gkmvlp_monai.tasks.localization.engine import localization_items
@@ -107,9 +119,9 @@ def run_study(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     datalist = Path(dataset_dir).resolve() / "datalist.json"
-    ckpt = str(Path(pretrained_ckpt).resolve())
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"pre-trained checkpoint {ckpt} not found")
+    ckpt = None if pretrained_ckpt is None else str(Path(pretrained_ckpt).resolve())
+    if "pretrained" in inits and (ckpt is None or not Path(ckpt).is_file()):
+        raise FileNotFoundError(f"pre-trained checkpoint {pretrained_ckpt} not found")
     common: dict[str, Any] = {
         "bundle_root": str(BUNDLE_DIR),
         "dataset_dir": str(Path(dataset_dir).resolve()),
@@ -125,10 +137,11 @@ def run_study(
     if target_findings:
         common["target_findings"] = list(target_findings)
     results: list[dict[str, Any]] = []
-    common["pretrained_ckpt"] = ckpt
-    inits = {"pretrained": False, "scratch": True}
+    if ckpt is not None:  # a scratch run never loads it (``from_scratch``); without one the default stays
+        common["pretrained_ckpt"] = ckpt
+    scratch_of = {"pretrained": False, "scratch": True}
     t_all = time.time()
-    for init, scratch in inits.items():
+    for init, scratch in ((i, flag) for i, flag in scratch_of.items() if i in inits):
         if zero_shot:
             t0 = time.time()
             run_dir = out / f"zero_shot_{init}"
@@ -173,7 +186,8 @@ def run_study(
                 }
             )
     beats: dict[str, dict[str, bool | None]] = {}
-    for fraction in fractions:
+    compared = fractions if set(INITS) <= set(inits) else ()  # the verdict needs both initialisations
+    for fraction in compared:
         pre = next(r for r in results if r["init"] == "pretrained" and r["fraction"] == fraction)
         scr = next(r for r in results if r["init"] == "scratch" and r["fraction"] == fraction)
         beats[f"{fraction:g}"] = {
@@ -197,58 +211,31 @@ def run_study(
         "pretrained_beats_scratch": beats,
     }
     (out / "localization_results.json").write_text(json.dumps(report, indent=1))
-    (out / "localization_results.md").write_text(results_table(report))
     return report
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
+def to_rows(report: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
+    """One row per figure of a :func:`run_study` report: pointing game, IoU, Dice, the threshold chosen
+    on validation and the number of findings scored, per run.
 
+    Args:
+        report: what :func:`run_study` returned.
+        fields: the fields every row shares (the runner's ``task``, ``method``, ``seed``, ``command``,
+            ``commit``).
 
-def results_table(report: dict[str, Any]) -> str:
-    """Markdown table of a :func:`run_study` report."""
-    s = report["settings"]
-    lines = [
-        f"Localization on `{s['datalist']}` (test split, threshold chosen on validation); "
-        f"model `{s['model_size']}`, {s['image_size']} px, {s['steps']} steps per fine-tuning run.",
-        "",
-        "| variant | init | training fraction | pointing game | IoU | Dice | threshold | findings |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    Returns:
+        ``{**fields, "variant", "init", "fraction", "metric", "value"}`` per figure (zero-shot:
+        ``fraction`` ``None``, no training data).
+    """
+    return [
+        {
+            **fields,
+            "variant": r["variant"],
+            "init": r["init"],
+            "fraction": r["fraction"],
+            "metric": metric,
+            "value": r[metric],
+        }
+        for r in report["results"]
+        for metric in (*METRICS, "threshold", "n_findings")
     ]
-    for r in report["results"]:
-        frac = "-" if r["fraction"] is None else f"{r['fraction']:.0%}"
-        lines.append(
-            f"| {r['variant']} | {r['init']} | {frac} | {_fmt(r['pointing_game'])} | {_fmt(r['iou'])} | "
-            f"{_fmt(r['dice'])} | {_fmt(r['threshold'])} | {r['n_findings']} |"
-        )
-    lines.append("")
-    for frac, flags in report["pretrained_beats_scratch"].items():
-        lines.append(
-            f"- pre-trained beats scratch at {float(frac):.0%}: "
-            + ", ".join(f"{k} {v}" for k, v in flags.items())
-        )
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Command line entry point (see the module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--pretrained_ckpt", required=True)
-    p.add_argument("--dataset_dir", required=True)
-    p.add_argument("--out_dir", required=True)
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0])
-    p.add_argument("--model_size", default="tiny")
-    p.add_argument("--image_size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=120)
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--learning_rate", type=float, default=5e-4)
-    p.add_argument("--num_workers", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    report = run_study(**vars(args))
-    print(results_table(report))
-    return report
-
-
-if __name__ == "__main__":
-    main()

@@ -3,23 +3,19 @@ from scratch with the same budget, at fractions of the training split, scored on
 
 Each run is the ``gkmvlp_report_generation`` bundle itself (``configs/train.json``, then
 ``configs/train.json`` + ``configs/evaluate.json``), driven in-process through ``ConfigWorkflow`` with
-overrides, so the study measures exactly what the bundle's documented commands do.
+overrides, so the study measures exactly what the bundle's documented commands do. The study runner
+(:mod:`gkmvlp_monai.studies.runner`) calls :func:`run_study` and turns its result into rows with
+:func:`to_rows`::
 
-Usage::
-
-    python -m gkmvlp_monai.tasks.report_generation.study --pretrained_ckpt bundles/gkmvlp_pretrain/models/model.pt \\
-        --dataset_dir data/iu-synth --out_dir eval/report_generation_study --model_size tiny --image_size 64
-
-Writes ``out_dir/report_generation_results.json`` and ``out_dir/report_generation_results.md``.
+    python -m gkmvlp_monai.studies --task report_generation \\
+        --pretrained bundles/gkmvlp_pretrain/models/model.pt \\
+        --dataset-dir data/iu-synth --out runs/studies --set model_size=tiny --set image_size=64
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,17 +24,12 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "gkmvlp_report_generation"
-TABLE_METRICS = (
-    ("bleu1", "BLEU-1"),
-    ("bleu4", "BLEU-4"),
-    ("meteor", "METEOR"),
-    ("rouge_l", "ROUGE-L"),
-    ("cider", "CIDEr"),
-    ("ce_micro_f1", "CE micro F1"),
-    ("ce_macro_f1", "CE macro F1"),
-)
-#: the figures the issue asks the pre-trained model to win at the smallest fraction
-HEADLINE = ("bleu4", "meteor", "rouge_l", "cider", "ce_micro_f1")
+INITS = ("pretrained", "scratch")
+#: the one variant of this study: every run is fine-tuned
+VARIANT = "fine-tuned"
+#: what the summary shows of this study: its table's metrics and the plotted figure (variant, metric, label)
+SUMMARY_METRICS = ("bleu1", "bleu4", "meteor", "rouge_l", "cider", "ce_micro_f1", "ce_macro_f1")
+SUMMARY_FIGURE = (VARIANT, "ce_micro_f1", "clinical F1 (micro)")
 
 
 def _workflow(config: str | list[str], workflow_type: str, **overrides: Any):
@@ -111,47 +102,24 @@ def run_one(
     }
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return f"{v:.3f}"
-
-
-def markdown_table(results: dict[str, Any]) -> str:
-    """The study's Markdown table (one row per fraction and initialisation) and the 10 %-data verdict."""
-    head = "| training data | init | items | updates | " + " | ".join(n for _, n in TABLE_METRICS) + " |"
-    lines = [head, "|" + " --- |" * (4 + len(TABLE_METRICS))]
-    for r in results["runs"]:
-        cells = [f"{r['fraction'] * 100:g} %", r["init"], str(r["train_items"]), str(r.get("updates", "n/a"))]
-        cells += [_fmt(r["metrics"].get(k)) for k, _ in TABLE_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    for frac, verdict in results["pretrained_wins"].items():
-        won = [k for k, v in verdict.items() if v]
-        lost = [k for k, v in verdict.items() if v is False]
-        lines.append(
-            f"- {float(frac) * 100:g} % data: pre-trained better on {', '.join(won) or 'nothing'}"
-            + (f"; not better on {', '.join(lost)}" if lost else "")
-        )
-    return "\n".join(lines) + "\n"
-
-
 def run_study(
     pretrained_ckpt: str | None,
     dataset_dir: str,
     out_dir: str,
     fractions: Sequence[float] = (0.1, 1.0),
+    steps: int | None = None,
+    seed: int = 0,
+    inits: Sequence[str] = INITS,
+    *,
     model_size: str = "tiny",
     image_size: int = 64,
     epochs: int = 4,
-    steps: int | None = None,
     batch_size: int = 8,
     learning_rate: float = 3e-4,
     max_length: int = 31,
     num_beams: int = 1,
     test_max_items: int | None = None,
     num_threads: int | None = 1,
-    seed: int = 0,
     datalist_file: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune pre-trained vs from-scratch at each training fraction and evaluate on the test split.
@@ -162,28 +130,29 @@ def run_study(
     the final model.
 
     Args:
-        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of ``gkmvlp_pretrain``).
+        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of ``gkmvlp_pretrain``);
+            ``None`` only when ``inits`` has no ``"pretrained"``.
         dataset_dir: data set folder holding ``datalist.json``.
-        out_dir: study folder (runs, cache and results).
+        out_dir: study folder (runs and cache).
         fractions: training fractions.
-        model_size: network size (the checkpoint's).
-        image_size: input size (the checkpoint's).
-        epochs: epochs per run (when ``steps`` is ``None``).
         steps: if given, optimizer updates of every run whatever its fraction
             (:func:`~gkmvlp_monai.engine.budget.step_budget`: whole epochs over a small fraction, part of
             one epoch over a large one); ``epochs`` is then ignored.
+        seed: seed of the runs and of the fraction subsets.
+        inits: initialisations to run, of ``("pretrained", "scratch")``.
+        model_size: network size (the checkpoint's).
+        image_size: input size (the checkpoint's).
+        epochs: epochs per run (when ``steps`` is ``None``).
         batch_size: training batch size.
         learning_rate: peak learning rate (warm-up cosine schedule).
         max_length: generated tokens at most.
         num_beams: 1 greedy, else beam search.
         test_max_items: score only the first N test items (``None``: all).
         num_threads: torch CPU threads (1 is fastest on a shared CPU).
-        seed: seed of the runs and of the fraction subsets.
         datalist_file: datalist (default ``dataset_dir/datalist.json``).
 
     Returns:
-        ``{"settings", "runs": [...], "pretrained_wins": {fraction: {metric: bool}}}``; the same is
-        written to ``out_dir/report_generation_results.json`` with a Markdown table beside it.
+        ``{"settings", "runs": [{"init", "fraction", "train_items", "updates", "metrics", ...}], "seconds"}``.
 
     Raises:
         FileNotFoundError: the datalist or the pre-trained checkpoint is missing.
@@ -191,7 +160,7 @@ def run_study(
     datalist = Path(datalist_file or Path(dataset_dir) / "datalist.json").resolve()
     if not datalist.is_file():
         raise FileNotFoundError(f"datalist {datalist} not found")
-    if pretrained_ckpt is not None and not Path(pretrained_ckpt).is_file():
+    if "pretrained" in inits and (pretrained_ckpt is None or not Path(pretrained_ckpt).is_file()):
         raise FileNotFoundError(f"pre-trained checkpoint {pretrained_ckpt} not found")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -227,9 +196,7 @@ def run_study(
         budget: dict[str, Any] = {"batch_size": run_batch}
         if steps is not None:
             budget.update(budget_overrides(steps, n_items, run_batch))  # one validation, after the last epoch
-        for init in ("pretrained", "scratch"):
-            if init == "pretrained" and pretrained_ckpt is None:
-                continue
+        for init in (i for i in INITS if i in inits):
             run_dir = out / f"{init}_{fraction:g}"
             logger.info("study run: %s, %g of the training split", init, fraction)
             runs.append(
@@ -242,16 +209,6 @@ def run_study(
                     {**settings, **budget},
                 )
             )
-    wins: dict[str, dict[str, bool | None]] = {}
-    for fraction in fractions:
-        pair = {r["init"]: r["metrics"] for r in runs if r["fraction"] == fraction}
-        if len(pair) < 2:
-            continue
-        verdict: dict[str, bool | None] = {}
-        for k in HEADLINE:
-            a, b = pair["pretrained"].get(k), pair["scratch"].get(k)
-            verdict[k] = None if a is None or b is None else bool(a > b)
-        wins[str(fraction)] = verdict
     results = {
         "settings": {
             **settings,
@@ -262,56 +219,31 @@ def run_study(
             "datalist": str(datalist),
         },
         "runs": runs,
-        "pretrained_wins": wins,
         "seconds": round(time.time() - t0, 1),
     }
-    (out / "report_generation_results.json").write_text(json.dumps(results, indent=1))
-    (out / "report_generation_results.md").write_text(markdown_table(results))
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Command line entry point (see the module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pretrained_ckpt", required=True, help="pre-training checkpoint (models/model.pt)")
-    p.add_argument("--dataset_dir", required=True)
-    p.add_argument("--out_dir", required=True)
-    p.add_argument("--datalist_file", default=None)
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 1.0])
-    p.add_argument("--model_size", default="tiny")
-    p.add_argument("--image_size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--steps", type=int, default=None, help="updates per run whatever the fraction")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--learning_rate", type=float, default=3e-4)
-    p.add_argument("--max_length", type=int, default=31)
-    p.add_argument("--num_beams", type=int, default=1)
-    p.add_argument("--test_max_items", type=int, default=None)
-    p.add_argument("--num_threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = run_study(
-        a.pretrained_ckpt,
-        a.dataset_dir,
-        a.out_dir,
-        tuple(a.fractions),
-        a.model_size,
-        a.image_size,
-        a.epochs,
-        a.steps,
-        a.batch_size,
-        a.learning_rate,
-        a.max_length,
-        a.num_beams,
-        a.test_max_items,
-        a.num_threads,
-        a.seed,
-        a.datalist_file,
-    )
-    print(markdown_table(results))
-    return results
+def to_rows(result: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
+    """One row per figure of a :func:`run_study` result: every test metric of every run.
 
+    Args:
+        result: what :func:`run_study` returned.
+        fields: the fields every row shares (the runner's ``task``, ``method``, ``seed``, ``command``,
+            ``commit``).
 
-if __name__ == "__main__":
-    main()
+    Returns:
+        ``{**fields, "variant", "init", "fraction", "metric", "value"}`` per metric of each run.
+    """
+    return [
+        {
+            **fields,
+            "variant": VARIANT,
+            "init": run["init"],
+            "fraction": run["fraction"],
+            "metric": metric,
+            "value": value,
+        }
+        for run in result["runs"]
+        for metric, value in sorted(run["metrics"].items())
+    ]

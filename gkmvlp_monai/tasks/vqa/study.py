@@ -4,11 +4,12 @@ training fractions, with the same training budget, evaluated on the test split.
 Every run is the ``gkmvlp_vqa`` bundle itself (``train.json``, then ``train.json`` + ``evaluate.json``)
 with overrides, so the figures are what the documented commands give. The budget is a number of optimizer
 steps (``steps``, the same for every run) or, when ``epochs`` is given, that many epochs for every run.
+The study runner (:mod:`gkmvlp_monai.studies.runner`) calls :func:`run_study` and turns its result into
+rows with :func:`to_rows`::
 
-Usage::
-
-    python -m gkmvlp_monai.tasks.vqa.study --pretrained_ckpt bundles/gkmvlp_pretrain/models/model.pt \\
-        --dataset_dir data/iu-synth --out_dir eval/vqa_study --model_size tiny --image_size 64 --steps 60
+    python -m gkmvlp_monai.studies --task vqa \\
+        --pretrained bundles/gkmvlp_pretrain/models/model.pt \\
+        --dataset-dir data/iu-synth --out runs/studies --steps 60 --set model_size=tiny --set image_size=64
 """
 
 from __future__ import annotations
@@ -22,6 +23,25 @@ from typing import Any
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "gkmvlp_vqa"
 _FIGURES = ("closed_acc", "open_acc", "hybrid_open_acc", "overall_acc", "hybrid_overall_acc")
+INITS = ("pretrained", "scratch")
+#: the answerers scored, as row variants: (variant, {row metric: figure of the run}); the classifier
+#: answers every question from the answer vocabulary (``answer_coverage``: the test answers it holds), the
+#: hybrid answers closed questions with the classifier and open ones by generation
+VARIANTS = (
+    (
+        "classifier",
+        {
+            "closed_acc": "closed_acc",
+            "open_acc": "open_acc",
+            "overall_acc": "overall_acc",
+            "answer_coverage": "answer_coverage",
+        },
+    ),
+    ("hybrid", {"open_acc": "hybrid_open_acc", "overall_acc": "hybrid_overall_acc"}),
+)
+#: what the summary shows of this study: its table's metrics and the plotted figure (variant, metric, label)
+SUMMARY_METRICS = ("closed_acc", "open_acc", "overall_acc", "answer_coverage")
+SUMMARY_FIGURE = ("classifier", "overall_acc", "overall accuracy")
 
 
 def _run_bundle(configs: Sequence[str], overrides: dict[str, Any]) -> None:
@@ -47,18 +67,20 @@ def _num_batches(dataset_dir: str, fraction: float, batch_size: int, seed: int) 
 
 
 def run_study(
-    pretrained_ckpt: str,
+    pretrained_ckpt: str | None,
     dataset_dir: str,
     out_dir: str,
     fractions: Sequence[float] = (0.1, 1.0),
+    steps: int = 60,
+    seed: int = 0,
+    inits: Sequence[str] = INITS,
+    *,
     model_size: str = "tiny",
     image_size: int = 64,
     epochs: int | None = None,
-    steps: int = 60,
     batch_size: int = 32,
     questions_per_image: int = 4,
     learning_rate: float = 3e-4,
-    seed: int = 0,
     num_workers: int = 0,
     generate: str = "open",
     val_max_items: int | None = 256,
@@ -67,19 +89,21 @@ def run_study(
     """Train and evaluate pre-trained and from-scratch VQA models at each training fraction.
 
     Args:
-        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle).
+        pretrained_ckpt: GK-MVLP pre-training checkpoint (``models/model.pt`` of the pretrain bundle);
+            ``None`` only when ``inits`` has no ``"pretrained"``.
         dataset_dir: folder of ``datalist.json`` (iu-synth or a VQA datalist).
-        out_dir: output folder (runs, shared image cache, ``vqa_results.json``, ``vqa_results.md``).
+        out_dir: output folder (runs, shared image cache).
         fractions: training fractions (of the training images).
+        steps: optimizer steps of every run (the budget shared by all runs) when ``epochs`` is ``None``.
+        seed: seed of data order, subsets and initialisation.
+        inits: initialisations to run, of ``("pretrained", "scratch")``.
         model_size: network size of the pre-training checkpoint.
         image_size: input size of the pre-training checkpoint.
         epochs: if given, every run trains this many epochs (``steps`` is ignored).
-        steps: optimizer steps of every run (the budget shared by all runs) when ``epochs`` is ``None``.
         batch_size: training batch size (questions).
         questions_per_image: up to this many questions of one picture next to each other in a batch, the
             picture encoded once (the bundle's ``questions_per_image``; 1: every question its own draw).
         learning_rate: peak learning rate (warm-up then cosine).
-        seed: seed of data order, subsets and initialisation.
         num_workers: data-loader workers.
         generate: answers generated at evaluation (``"open"``, ``"all"`` or ``"none"``).
         val_max_items: validation questions scored during training (the first ones of the split; ``None``:
@@ -93,7 +117,7 @@ def run_study(
     Raises:
         FileNotFoundError: the checkpoint or the datalist is missing.
     """
-    if not Path(pretrained_ckpt).is_file():
+    if "pretrained" in inits and (pretrained_ckpt is None or not Path(pretrained_ckpt).is_file()):
         raise FileNotFoundError(f"pre-trained checkpoint {pretrained_ckpt} not found")
     if not (Path(dataset_dir) / "datalist.json").is_file():
         raise FileNotFoundError(f"{dataset_dir}/datalist.json not found")
@@ -123,13 +147,18 @@ def run_study(
             # every run makes max_epochs * epoch_length == steps updates when nb divides evenly
             max_epochs = math.ceil(steps / nb)
             epoch_length = math.ceil(steps / max_epochs)
-        for init in ("pretrained", "scratch"):
+        for init in (i for i in INITS if i in inits):
             root = out / "runs" / f"{init}_{round(fraction * 100)}pct"
             (root / "configs").mkdir(parents=True, exist_ok=True)
             over = {
                 **common,
                 "bundle_root": str(root),
-                "pretrained_ckpt": str(Path(pretrained_ckpt).resolve()),
+                # a scratch run never loads it (``from_scratch``); without one the bundle default stays
+                **(
+                    {}
+                    if pretrained_ckpt is None
+                    else {"pretrained_ckpt": str(Path(pretrained_ckpt).resolve())}
+                ),
                 "from_scratch": init == "scratch",  # the bundle's switch (same network, no weights loaded)
                 "train_fraction": float(fraction),
                 "max_epochs": max_epochs,
@@ -166,33 +195,31 @@ def run_study(
         },
         "runs": runs,
     }
-    (out / "vqa_results.json").write_text(json.dumps(results, indent=1))
-    (out / "vqa_results.md").write_text(results_table(results))
     return results
 
 
-def results_table(results: dict[str, Any]) -> str:
-    """Markdown table of a study's results (accuracies in %)."""
+def to_rows(result: dict[str, Any], **fields: Any) -> list[dict[str, Any]]:
+    """One row per figure of a :func:`run_study` result: the accuracies of each answerer
+    (:data:`VARIANTS`) and the answer vocabulary's coverage of the test answers, per run.
 
-    def pct(v: Any) -> str:
-        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+    Args:
+        result: what :func:`run_study` returned.
+        fields: the fields every row shares (the runner's ``task``, ``method``, ``seed``, ``command``,
+            ``commit``).
 
-    lines = [
-        "| init | train fraction | steps | closed acc | open acc (classifier) | open acc (generation) |"
-        " overall acc (classifier) | overall acc (hybrid) | test answers in vocabulary |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    Returns:
+        ``{**fields, "variant", "init", "fraction", "metric", "value"}`` per figure.
+    """
+    return [
+        {
+            **fields,
+            "variant": variant,
+            "init": run["init"],
+            "fraction": run["fraction"],
+            "metric": metric,
+            "value": {**run["metrics"], "answer_coverage": run["answer_coverage"]}[figure],
+        }
+        for run in result["runs"]
+        for variant, figures in VARIANTS
+        for metric, figure in figures.items()
     ]
-    for r in results["runs"]:
-        m = r["metrics"]
-        lines.append(
-            f"| {r['init']} | {100 * r['fraction']:g} % | {r['steps']} | {pct(m['closed_acc'])} | "
-            f"{pct(m['open_acc'])} | {pct(m['hybrid_open_acc'])} | {pct(m['overall_acc'])} | "
-            f"{pct(m['hybrid_overall_acc'])} | {pct(r['answer_coverage'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    import fire
-
-    fire.Fire(run_study)
