@@ -1,63 +1,157 @@
 """One-page summary of a demo run: ``<out>/summary.md`` and ``<out>/summary.png``.
 
-Reads what the stages wrote: ``pretrain/eval/metrics.json`` and, per downstream task,
-``<task>/<task>_results.json`` with the Markdown table beside it. A stage that did not run is shown as such.
+Reads what the stages wrote: ``pretrain/eval/metrics.json`` and the result rows of every study,
+``<task>/rows.json`` (:mod:`gkmvlp_monai.studies.runner`). Per task one table, each metric of each
+variant by initialisation and training fraction, every figure beside its from-scratch counterpart (and
+beside a trivial baseline's, where the study reports one); per task one bar chart of its headline figure.
+A study that did not run is shown as such.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# per task: (headline metric label, extractor -> {(init, fraction): value})
-Headline = tuple[str, Callable[[dict[str, Any]], dict[tuple[str, float], float]]]
+from gkmvlp_monai.studies.runner import ROWS_FILE, STUDIES
+
+__all__ = ["load_rows", "summary_hints", "task_table", "write_summary"]
+
+#: the order of the initialisations in a table: each figure beside its from-scratch counterpart
+INIT_ORDER = ("pretrained", "scratch", "baseline")
+
+Key = tuple[str, str, str, float | None]  # (variant, metric, init, fraction)
 
 
-def _classification(d: dict[str, Any]) -> dict[tuple[str, float], float]:
-    out = {}
-    for key, run in d.get("runs", {}).items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "finetune" and run.get("metrics", {}).get("macro_AUC") is not None:
-            out[(parts[1], float(run.get("fraction", 0)))] = float(run["metrics"]["macro_AUC"])
-    return out
-
-
-def _localization(d: dict[str, Any]) -> dict[tuple[str, float], float]:
-    return {
-        (r["init"], float(r["fraction"])): float(r["dice"])
-        for r in d.get("results", [])
-        if r.get("variant") == "fine-tuned" and r.get("dice") is not None
-    }
-
-
-def _report_generation(d: dict[str, Any]) -> dict[tuple[str, float], float]:
-    return {
-        (r["init"], float(r["fraction"])): float(r["metrics"]["ce_micro_f1"])
-        for r in d.get("runs", [])
-        if r.get("metrics", {}).get("ce_micro_f1") is not None
-    }
-
-
-def _vqa(d: dict[str, Any]) -> dict[tuple[str, float], float]:
-    return {
-        (r["init"], float(r["fraction"])): float(r["metrics"]["overall_acc"])
-        for r in d.get("runs", [])
-        if r.get("metrics", {}).get("overall_acc") is not None
-    }
-
-
-HEADLINES: dict[str, Headline] = {
-    "classification": ("fine-tune macro AUC", _classification),
-    "localization": ("fine-tuned Dice", _localization),
-    "report_generation": ("clinical F1 (micro)", _report_generation),
-    "vqa": ("overall accuracy", _vqa),
-}
-
-
-def _load(path: Path) -> dict[str, Any] | None:
+def _load(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_rows(out: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every study under ``out`` (``<out>/<task>/rows.json``), by task: the tasks of
+    :data:`~gkmvlp_monai.studies.runner.STUDIES` first, in their order, then any other folder's."""
+    found = {p.parent.name: p for p in Path(out).glob(f"*/{ROWS_FILE}")}
+    order = [t for t in STUDIES if t in found] + sorted(set(found) - set(STUDIES))
+    rows = {}
+    for task in order:
+        doc = json.loads(found[task].read_text())
+        if not isinstance(doc, list):
+            raise ValueError(f"{found[task]}: expected a list of result rows, found {type(doc).__name__}")
+        rows[task] = doc
+    return rows
+
+
+def summary_hints(task: str) -> tuple[Sequence[str] | None, tuple[str, str, str] | None]:
+    """What the summary shows of a task's study: the metrics of its table (``None``: all) and its plotted
+    figure ``(variant, metric, label)`` (``None``: the first row's), from ``tasks/<task>/study.py``."""
+    module = STUDIES.get(task)
+    return getattr(module, "SUMMARY_METRICS", None), getattr(module, "SUMMARY_FIGURE", None)
+
+
+def _ordered(values: Sequence[Any], first: Sequence[Any] = ()) -> list[Any]:
+    """Distinct ``values`` in the order of ``first``, then in order of appearance."""
+    seen = list(dict.fromkeys(values))
+    return [v for v in first if v in seen] + [v for v in seen if v not in first]
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, float | None]]:
+    """``(init, fraction)`` columns: per training fraction, the initialisations side by side."""
+    fractions = sorted({r["fraction"] for r in rows if r["fraction"] is not None}) or [None]
+    inits = _ordered([r["init"] for r in rows], INIT_ORDER)
+    return [(init, f) for f in fractions for init in inits]
+
+
+def _lookup(rows: list[dict[str, Any]]) -> dict[Key, float]:
+    return {(r["variant"], r["metric"], r["init"], r["fraction"]): r["value"] for r in rows}
+
+
+def _value(values: dict[Key, float], variant: str, metric: str, init: str, fraction: float | None) -> Any:
+    """The figure of one cell; a variant without training data (fraction ``None``) fills every fraction."""
+    value = values.get((variant, metric, init, fraction))
+    return values.get((variant, metric, init, None)) if value is None else value
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _fraction_label(fraction: float | None) -> str:
+    return "no training" if fraction is None else f"{fraction * 100:g} %"
+
+
+def task_table(rows: list[dict[str, Any]], metrics: Sequence[str] | None = None) -> str:
+    """Markdown table of one study's rows: one line per variant and metric, one column per
+    initialisation and training fraction (``metrics``: the metrics shown, in order; ``None``: all)."""
+    if not rows:
+        return "(no figures)"
+    columns = _columns(rows)
+    values = _lookup(rows)
+    shown = _ordered([r["metric"] for r in rows]) if metrics is None else list(metrics)
+    head = "| variant | metric | " + " | ".join(f"{i} {_fraction_label(f)}" for i, f in columns) + " |"
+    lines = [head, "|" + " --- |" * (len(columns) + 2)]
+    untrained = False
+    for variant in _ordered([r["variant"] for r in rows]):
+        present = {r["metric"] for r in rows if r["variant"] == variant}
+        untrained |= any(r["fraction"] is None for r in rows if r["variant"] == variant)
+        for metric in (m for m in shown if m in present):
+            cells = [_fmt(_value(values, variant, metric, init, f)) for init, f in columns]
+            lines.append(f"| {variant} | {metric} | " + " | ".join(cells) + " |")
+    if untrained and any(f is not None for _, f in columns):
+        lines += [
+            "",
+            "A variant that trains on nothing (zero-shot) repeats its figures under every fraction.",
+        ]
+    return "\n".join(lines)
+
+
+def _plot(ax: Any, task: str, rows: list[dict[str, Any]] | None) -> None:
+    """Bars of the task's headline figure by initialisation and training fraction."""
+    title = task.replace("_", " ")
+    if not rows:
+        ax.set_title(title)
+        ax.text(0.5, 0.5, "not run", ha="center", va="center")
+        ax.set_axis_off()
+        return
+    _, figure = summary_hints(task)
+    variant, metric, label = figure or (rows[0]["variant"], rows[0]["metric"], rows[0]["metric"])
+    picked = [r for r in rows if r["variant"] == variant and r["metric"] == metric]
+    ax.set_title(f"{title}: {label}")
+    if not picked:
+        ax.text(0.5, 0.5, f"no {variant} {metric}", ha="center", va="center")
+        return
+    values = _lookup(picked)
+    fractions = sorted({f for f in (r["fraction"] for r in picked) if f is not None}) or [None]
+    inits = _ordered([r["init"] for r in picked], INIT_ORDER)
+    width = 0.8 / len(inits)
+    for i, init in enumerate(inits):
+        ys = [_value(values, variant, metric, init, f) for f in fractions]
+        xs = [j + (i - (len(inits) - 1) / 2) * width for j in range(len(fractions))]
+        ax.bar(xs, [float("nan") if y is None else y for y in ys], width=width, label=init)
+    ax.set_xticks(range(len(fractions)), [f"{_fraction_label(f)} data" for f in fractions])
+    ax.legend(fontsize=8)
+
+
+def _pretrain_section(out: Path) -> tuple[list[str], dict[str, Any] | None]:
+    pre = _load(out / "pretrain" / "eval" / "metrics.json")
+    params = _load(out / "pretrain" / "eval" / "params.json") or {}
+    lines = ["## Pre-training (iu-synth test split)", ""]
+    if pre is None:
+        return [*lines, "not run", ""], None
+    m = pre["metrics"]
+    setting = ", ".join(
+        f"{k} {params[k]}" for k in ("model_size", "image_size", "batch_size", "max_epochs") if k in params
+    )
+    lines += [f"Setting: {setting}.", ""]
+    lines += ["| metric | value |", "| --- | --- |"]
+    lines += [
+        f"| zero-shot macro AUC, 8 most frequent drawn findings | {m.get('zs_macro_AUC', float('nan')):.3f} |"
+    ]
+    for k in ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10"):
+        if k in m:
+            lines.append(f"| {k} | {m[k]:.3f} |")
+    return [*lines, ""], m
 
 
 def write_summary(out: str | Path) -> tuple[Path, Path]:
@@ -72,52 +166,36 @@ def write_summary(out: str | Path) -> tuple[Path, Path]:
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    lines = ["# GK-MVLP demo: summary", ""]
-    pre = _load(out / "pretrain" / "eval" / "metrics.json")
-    params = _load(out / "pretrain" / "eval" / "params.json") or {}
-    lines += ["## Pre-training (iu-synth test split)", ""]
-    if pre is None:
-        lines += ["not run", ""]
-    else:
-        m = pre["metrics"]
-        setting = ", ".join(
-            f"{k} {params[k]}"
-            for k in ("model_size", "image_size", "batch_size", "max_epochs")
-            if k in params
-        )
-        lines += [f"Setting: {setting}.", ""]
-        lines += ["| metric | value |", "| --- | --- |"]
-        lines += [
-            f"| zero-shot macro AUC, 8 most frequent drawn findings | {m.get('zs_macro_AUC', float('nan')):.3f} |"
-        ]
-        for k in ("i2t_R1", "i2t_R5", "i2t_R10", "t2i_R1", "t2i_R5", "t2i_R10"):
-            if k in m:
-                lines.append(f"| {k} | {m[k]:.3f} |")
-        lines.append("")
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    for ax, (task, (label, extract)) in zip(axes.flat, HEADLINES.items()):
-        data = _load(out / task / f"{task}_results.json")
-        table = out / task / f"{task}_results.md"
+    lines, pretrain = _pretrain_section(out)
+    lines = ["# GK-MVLP demo: summary", "", *lines]
+    found = load_rows(out)
+    tasks = list(STUDIES) + [t for t in found if t not in STUDIES]
+    ncols = 2
+    nrows = max(1, math.ceil(len(tasks) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(10, 3.5 * nrows), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_axis_off()
+    for ax, task in zip(axes.flat, tasks):
+        rows = found.get(task)
         lines += [f"## {task.replace('_', ' ')}", ""]
-        ax.set_title(f"{task.replace('_', ' ')}: {label}")
-        if data is None:
+        _plot(ax, task, rows)
+        if rows is None:
             lines += ["not run", ""]
-            ax.text(0.5, 0.5, "not run", ha="center", va="center")
-            ax.set_axis_off()
             continue
-        lines += [table.read_text().strip() if table.is_file() else "(no table)", ""]
-        values = extract(data)
-        fractions = sorted({f for _, f in values})
-        for i, init in enumerate(("pretrained", "scratch")):
-            ys = [values.get((init, f), float("nan")) for f in fractions]
-            xs = [j + (i - 0.5) * 0.35 for j in range(len(fractions))]
-            ax.bar(xs, ys, width=0.35, label=init)
-        ax.set_xticks(range(len(fractions)), [f"{f:.0%} data" for f in fractions])
-        ax.legend(fontsize=8)
-    if pre is not None:
+        metrics, _ = summary_hints(task)
+        lines += [task_table(rows, metrics), ""]
+        commits = sorted({r["commit"] for r in rows})
+        commands = sorted({r["command"] for r in rows})
+        lines += [
+            f"{len(rows)} figures in `{task}/{ROWS_FILE}` (commit {', '.join(commits)}); regenerate them with",
+            "",
+            *(f"    {c}" for c in commands),
+            "",
+        ]
+    if pretrain is not None:
         fig.suptitle(
-            f"GK-MVLP on iu-synth: pre-training zero-shot AUC {pre['metrics'].get('zs_macro_AUC', float('nan')):.3f}, "
-            f"i2t R@10 {pre['metrics'].get('i2t_R10', float('nan')):.3f}"
+            f"GK-MVLP on iu-synth: pre-training zero-shot AUC {pretrain.get('zs_macro_AUC', float('nan')):.3f}, "
+            f"i2t R@10 {pretrain.get('i2t_R10', float('nan')):.3f}"
         )
     fig.tight_layout()
     png = out / "summary.png"
