@@ -7,7 +7,8 @@ Stages (each skipped when its outputs already exist, unless ``--force``):
 3. ``pretrain``: pre-train GK-MVLP with the ``gkmvlp_pretrain`` bundle at the documented CPU setting
    (``configs/demo_cpu.json``), then evaluate it on the test split.
 4. ``downstream``: classification, localization, report generation and VQA studies (pre-trained vs
-   scratch, 10 % and 100 % of the training split), each through its bundle.
+   scratch, 10 % and 100 % of the training split), each through its bundle, run by the study runner
+   (``gkmvlp_monai.studies.runner``; result rows in ``<out>/<task>/rows.json``).
 5. ``summary``: one page of figures, ``<out>/summary.md`` and ``<out>/summary.png``.
 
 ``--quick`` runs every stage on tiny settings (a 40-report set at 64 px, tiny model, one epoch) to check
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from gkmvlp_monai.core.paths import REPO_ROOT, data_dir
+from gkmvlp_monai.studies.runner import ROWS_FILE, STUDIES, run_study
 
 STAGES = ("images", "data", "pretrain", "downstream", "summary")
-TASKS = ("classification", "localization", "report_generation", "vqa")
+TASKS = tuple(STUDIES)
 # the full demo's study budgets, sized so the whole main command stays under 40 minutes on the 2-core
 # CPU machine (measured stage times are in the bundles' docs/README.md); the study modules' own
 # defaults are the settings their model cards report for longer runs
@@ -146,29 +148,32 @@ def stage_pretrain(out: Path, datalist: Path, quick: bool, force: bool) -> dict[
 def stage_downstream(
     out: Path, datalist: Path, checkpoint: str, quick: bool, force: bool, tasks: list[str]
 ) -> dict:
-    import importlib
+    """Run each task's study through the study runner (``<out>/<task>/rows.json``) with the demo's budget."""
 
     settings = json.loads((out / "pretrain" / "eval" / "params.json").read_text())
     results = {}
     for task in tasks:
         _banner(f"downstream: {task}")
-        result_file = out / task / f"{task}_results.json"
-        if result_file.is_file() and not force:
-            print(f"using {result_file} (--force reruns)")
-            results[task] = json.loads(result_file.read_text())
-            continue
-        module = importlib.import_module(f"gkmvlp_monai.apps.{task}_study")
-        start = time.time()
-        results[task] = module.run_study(
-            pretrained_ckpt=checkpoint,
-            dataset_dir=str(datalist.parent),
-            out_dir=str(out / task),
-            model_size=settings["model_size"],
-            image_size=settings["image_size"],
-            fractions=(0.1, 1.0),
-            **(QUICK_BUDGETS if quick else DEMO_BUDGETS)[task],
-        )
-        print(f"{task} took {(time.time() - start) / 60:.1f} min")
+        rows_file = out / task / ROWS_FILE
+        if rows_file.is_file() and not force:
+            print(f"using {rows_file} (--force reruns)")
+        else:
+            budget = dict((QUICK_BUDGETS if quick else DEMO_BUDGETS)[task])
+            start = time.time()
+            run_study(
+                task,
+                checkpoint,
+                str(datalist.parent),
+                str(out),
+                fractions=(0.1, 1.0),
+                steps=budget.pop("steps", None),
+                seed=0,
+                model_size=settings["model_size"],
+                image_size=settings["image_size"],
+                **budget,
+            )
+            print(f"{task} took {(time.time() - start) / 60:.1f} min")
+        results[task] = {"rows": str(rows_file), "figures": len(json.loads(rows_file.read_text()))}
     return results
 
 
