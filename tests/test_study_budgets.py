@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gkmvlp_monai.engine.budget import budget_overrides, epochs_for_steps, step_budget
 
 
@@ -57,3 +59,59 @@ def test_classification_study_runs_skip_the_ood_statistics_pass(tmp_path, monkey
     (data / "datalist.json").write_text(json.dumps({"training": [], "validation": [], "test": []}))
     classification_study.run_study(str(ckpt), str(data), str(tmp_path / "out"), fractions=(1.0,))
     assert calls and all(c["ood#enabled"] is False for c in calls)
+
+
+# what the demo handed each study before the study runner (apps/demo.py DEMO_BUDGETS / QUICK_BUDGETS):
+# the same steps, epochs, learning rates and batch sizes must reach the studies through the runner
+DEMO_CALLS = {
+    "classification": {"steps": 100},
+    "localization": {"steps": 100},
+    "report_generation": {"steps": 34, "batch_size": 16, "num_threads": None},
+    "vqa": {"steps": 100, "learning_rate": 1e-3},
+}
+QUICK_CALLS = {
+    "classification": {"epochs": 1},
+    "localization": {"steps": 4},
+    "report_generation": {"epochs": 1, "test_max_items": 8},
+    "vqa": {"steps": 4},
+}
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_demo_budgets_reach_each_study_unchanged(tmp_path, monkeypatch, quick):
+    import functools
+    import inspect
+    import json
+
+    from gkmvlp_monai.apps import demo
+    from gkmvlp_monai.studies import runner
+
+    calls = {}
+    for task, module in runner.STUDIES.items():
+
+        @functools.wraps(module.run_study)  # the runner checks the settings against this signature
+        def fake(pretrained_ckpt, dataset_dir, out_dir, *args, _task=task, **kwargs):
+            calls[_task] = (pretrained_ckpt, dataset_dir, out_dir, args, kwargs)
+            return {}
+
+        monkeypatch.setattr(module, "run_study", fake)
+        monkeypatch.setattr(module, "to_rows", lambda result, **fields: [])
+    out = tmp_path / "demo"
+    (out / "pretrain" / "eval").mkdir(parents=True)
+    (out / "pretrain" / "eval" / "params.json").write_text(
+        json.dumps({"model_size": "tiny", "image_size": 64})
+    )
+    ckpt = str(out / "pretrain" / "models" / "model.pt")
+    report = demo.stage_downstream(
+        out, tmp_path / "data" / "datalist.json", ckpt, quick, False, list(demo.TASKS)
+    )
+    expected = QUICK_CALLS if quick else DEMO_CALLS
+    assert set(calls) == set(expected) == set(report)
+    for task, (got_ckpt, dataset_dir, out_dir, args, kwargs) in calls.items():
+        assert (got_ckpt, dataset_dir, out_dir, args) == (ckpt, str(tmp_path / "data"), str(out / task), ())
+        defaults = inspect.signature(runner.STUDIES[task].run_study).parameters
+        # seed and initialisations: what each study defaulted to when the demo did not pass them
+        assert kwargs.pop("seed") == defaults["seed"].default == 0
+        assert kwargs.pop("inits") == defaults["inits"].default == ("pretrained", "scratch")
+        assert kwargs == {"fractions": (0.1, 1.0), "model_size": "tiny", "image_size": 64, **expected[task]}
+        assert json.loads((out / task / "rows.json").read_text()) == []

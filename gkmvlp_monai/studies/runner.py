@@ -38,6 +38,7 @@ __all__ = [
     "METHOD",
     "ROW_FIELDS",
     "STUDIES",
+    "check_settings",
     "format_setting",
     "parse_setting",
     "run_study",
@@ -135,7 +136,12 @@ def study_command(
     return shlex.join(args)
 
 
-def _check_settings(task: str, module: ModuleType, settings: dict[str, Any]) -> None:
+def check_settings(task: str, module: ModuleType, settings: dict[str, Any]) -> None:
+    """Refuse a setting the task's study does not take (its ``run_study``'s keyword-only parameters).
+
+    Raises:
+        ValueError: naming the unknown settings and the study's own.
+    """
     params = inspect.signature(module.run_study).parameters
     taken = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(settings) - set(taken))
@@ -211,7 +217,7 @@ def run_study(
     if bad:
         raise ValueError(f"training fractions {bad} outside (0, 1]")
     fractions = tuple(float(f) for f in fractions)
-    _check_settings(task, module, settings)
+    check_settings(task, module, settings)
     command = study_command(
         task, ckpt, str(dataset_dir), str(out_dir), fractions, steps, seed, inits, settings
     )
