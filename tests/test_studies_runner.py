@@ -307,3 +307,8 @@ def test_documented_study_commands_parse_and_name_real_settings():
             continue
         args = parser().parse_args(argv)
         runner.check_settings(args.task, runner.STUDIES[args.task], dict(args.settings))
+
+
+def test_runner_hands_the_study_a_tuple_of_initialisations(tmp_path, studies):
+    runner.run_study("vqa", "m.pt", "data", tmp_path, inits=["scratch"])
+    assert studies[0][2]["inits"] == ("scratch",)

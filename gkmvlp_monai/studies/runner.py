@@ -206,6 +206,7 @@ def run_study(
         raise ValueError(f"unknown study task {task!r}; choose from {', '.join(STUDIES)}")
     module = STUDIES[task]
     ckpt = None if pretrained_ckpt is None or str(pretrained_ckpt) == "scratch" else str(pretrained_ckpt)
+    inits = tuple(inits)
     unknown = [i for i in inits if i not in INITS]
     if unknown or not inits:
         raise ValueError(f"initialisations {list(inits)}: choose from {INITS}")
