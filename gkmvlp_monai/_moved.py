@@ -37,7 +37,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "engines.classification": ("tasks.classification.engine", "tasks.classification.predictions"),
     "engines.determinism": ("engine.determinism",),
     "engines.handlers": ("engine.handlers",),
-    "engines.inference": ("tasks.pretrain.predictions",),
+    "engines.inference": ("tasks.pretrain.predictions", "engine.scope"),
     "engines.localization": ("tasks.localization.engine", "tasks.localization.predictions"),
     "engines.ood": ("engine.ood",),
     "engines.pretrain": ("engine.trainer", "engine.handlers", "engine.metrics", "tasks.pretrain.engine"),

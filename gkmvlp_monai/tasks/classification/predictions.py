@@ -13,8 +13,8 @@ from ignite.engine import Engine, Events
 from monai.utils import CommonKeys as Keys
 
 from gkmvlp_monai.engine.ood import OODScorer
+from gkmvlp_monai.engine.scope import scope_records
 from gkmvlp_monai.tasks.classification.engine import scores_and_targets
-from gkmvlp_monai.tasks.pretrain.predictions import scope_records
 
 logger = logging.getLogger(__name__)
 

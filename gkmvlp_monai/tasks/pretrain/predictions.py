@@ -5,7 +5,7 @@ scope and its distance from the training data:
 
 - ``view`` (PA, AP, LL, LATERAL, ...; ``""`` unknown), ``body_part`` (``""`` not recorded), ``in_scope``
   (False for a lateral of a frontal-only model, or another body part loaded with ``allow_non_chest``)
-  and ``scope_reason`` (:func:`scope_records`, from the loader's metadata);
+  and ``scope_reason`` (:func:`gkmvlp_monai.engine.scope.scope_records`, from the loader's metadata);
 - ``training_domain``, ``ood_score``, ``ood_percentile`` and ``ood``
   (:class:`gkmvlp_monai.engine.ood.OODScorer`; ``ood: null`` with ``ood_reason`` when the checkpoint
   has no statistics).
@@ -23,6 +23,7 @@ from ignite.engine import Engine, Events
 from monai.inferers import Inferer
 
 from gkmvlp_monai.engine.ood import OODScorer
+from gkmvlp_monai.engine.scope import scope_records
 from gkmvlp_monai.transforms.regions import prediction_region_inputs
 
 IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg", ".nii", ".nii.gz")
@@ -55,39 +56,6 @@ def inference_items(
     from gkmvlp_monai.data.datalist import load_datalist
 
     return load_datalist(datalist_file, split)
-
-
-def _meta_value(meta: dict[str, Any], key: str, i: int, default: Any) -> Any:
-    value = meta.get(key, None)
-    if value is None:
-        return default
-    if isinstance(value, torch.Tensor):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return value[i] if i < len(value) else default
-    return value
-
-
-def scope_records(image: Any, n: int) -> list[dict[str, Any]]:
-    """``view``, ``body_part``, ``in_scope`` and ``scope_reason`` of each image of a collated batch.
-
-    Args:
-        image: the batch's image MetaTensor (its ``meta`` as written by ``LoadCXRImage``).
-        n: number of images.
-
-    Returns:
-        One dict per image (an image without the fields is in scope, view and body part unknown).
-    """
-    meta = getattr(image, "meta", {}) or {}
-    return [
-        {
-            "view": str(_meta_value(meta, "view_position", i, "")),
-            "body_part": str(_meta_value(meta, "body_part", i, "")),
-            "in_scope": bool(_meta_value(meta, "in_scope", i, True)),
-            "scope_reason": str(_meta_value(meta, "scope_reason", i, "")),
-        }
-        for i in range(n)
-    ]
 
 
 def _model(network: torch.nn.Module) -> torch.nn.Module:
@@ -128,7 +96,7 @@ class PretrainOutputWriter:
     """Write inference outputs: one ``<image stem>.npz`` per image and a ``predictions.json`` summary.
 
     Each image's record holds ``image``, ``outputs``, ``default_regions``, ``top_entities``, the scope
-    fields of :func:`scope_records` and the OOD fields of :class:`~gkmvlp_monai.engine.ood.OODScorer`;
+    fields of :func:`gkmvlp_monai.engine.scope.scope_records` and the OOD fields of :class:`~gkmvlp_monai.engine.ood.OODScorer`;
     the summary adds ``skipped_samples`` and the training domain, views and OOD threshold.
 
     Args:
