@@ -6,7 +6,7 @@ side, with time per image.
 
 (``data/iu-synth-300``: the 300-report build of ``docs/iu_synth.md``.)
 
-Runs ``configs/train.json`` then ``configs/train.json + configs/evaluate.json`` from ``bundles/cxr_anatomy``
+Runs ``configs/base.json + configs/train.json`` then ``... + configs/evaluate.json`` from ``bundles/cxr_anatomy``
 with ``bundle_root=--work`` (checkpoints, atlas and ``eval/metrics.json`` land there). Overrides after
 ``--`` are passed on as ``key=value`` Python literals (e.g. ``max_epochs=60 image_size=128``).
 """
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
         except (ValueError, SyntaxError):
             overrides[k] = v
     if not args.no_train:
-        _run(["train.json"], "train", overrides)
-    _run(["train.json", "evaluate.json"], "infer", overrides)
+        _run(["base.json", "train.json"], "train", overrides)
+    _run(["base.json", "train.json", "evaluate.json"], "infer", overrides)
     m = json.loads((Path(args.work) / "eval" / "metrics.json").read_text())["metrics"]
     print(f"\n{'region':32s}{'model':>10s}{'atlas':>10s}")
     for name in region_names():

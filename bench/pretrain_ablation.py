@@ -1,7 +1,7 @@
 """Pre-training ablation: the demo pre-training with all objectives, then with each objective switched off.
 
 Every run trains through the ``gkmvlp_pretrain`` bundle exactly as the README's demo does
-(``configs/train.json`` + ``configs/demo_cpu.json``, ``loss_weights#<objective>`` set to 0 for the ablated
+(``configs/base.json`` + ``configs/train.json`` + ``configs/demo_cpu.json``, ``loss_weights#<objective>`` set to 0 for the ablated
 objective, every other setting equal), then scores the test split with ``configs/evaluate.json``:
 zero-shot macro AUC over the 8 abnormal findings drawn most often, image->report and report->image
 R@1/5/10 against all test reports, and the LM loss. With ``--localization`` it also scores each
@@ -57,7 +57,7 @@ def run_variant(name: str, off: str | None, datalist: Path, out: Path, epochs: i
     }
     if off is not None:
         overrides[f"loss_weights#{off}"] = 0.0
-    configs = ["configs/train.json", "configs/demo_cpu.json"]
+    configs = ["configs/base.json", "configs/train.json", "configs/demo_cpu.json"]
     start = time.time()
     if not (run / "models" / "checkpoint_final.pt").is_file():
         run_pretrain_bundle(configs, overrides, run / "train.log")
