@@ -179,7 +179,7 @@ def test_map_boxes_empty_and_non_2d_affines() -> None:
 #: core.boxes.box_iou_paired per region
 _IOU_NAMES_ELSEWHERE = {
     "tasks/localization/metrics.py": {"dice_iou_at_thresholds", "dice_iou_sweep"},
-    "tasks/anatomy/engine.py": {"mean_iou_per_region", "iou_inputs"},
+    "tasks/anatomy/metrics.py": {"mean_iou_per_region", "iou_inputs"},
 }
 
 
