@@ -131,6 +131,15 @@ class TextEncoder(nn.Module):
         return tokens, (tokens * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def resolve_tokenizer(tokenizer: Any) -> Any:
+    """A tokenizer object: ``tokenizer`` itself, or the one :func:`load_tokenizer` loads when it is
+    ``None`` (the default text model) or a path (for transforms that load it lazily, once per worker).
+    """
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        return load_tokenizer(None if tokenizer is None else os.fspath(tokenizer))
+    return tokenizer
+
+
 def tokenize_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
     """Tokenise texts to fixed-length ``input_ids``/``attention_mask`` int64 tensors ``[N, max_length]``."""
     enc = tokenizer(
@@ -174,8 +183,7 @@ class TokenizeReportd(MapTransform):
     @property
     def tokenizer(self) -> Any:
         """The tokenizer object (loaded on first use)."""
-        if self._tokenizer is None or isinstance(self._tokenizer, (str, os.PathLike)):
-            self._tokenizer = load_tokenizer(None if self._tokenizer is None else os.fspath(self._tokenizer))
+        self._tokenizer = resolve_tokenizer(self._tokenizer)
         return self._tokenizer
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

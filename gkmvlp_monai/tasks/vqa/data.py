@@ -284,10 +284,9 @@ class VQATextd:
     @property
     def tokenizer(self) -> Any:
         """The tokenizer object (loaded on first use)."""
-        if self._tokenizer is None or isinstance(self._tokenizer, (str, os.PathLike)):
-            from gkmvlp_monai.models.text import load_tokenizer
+        from gkmvlp_monai.models.text import resolve_tokenizer
 
-            self._tokenizer = load_tokenizer(None if self._tokenizer is None else os.fspath(self._tokenizer))
+        self._tokenizer = resolve_tokenizer(self._tokenizer)
         return self._tokenizer
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
